@@ -1,0 +1,1 @@
+//! Continuous and ad-hoc SQL-ish queries over streams (issue to come).

@@ -1,0 +1,91 @@
+//! The engine's one error type.
+//!
+//! Variants carry the evidence a person needs (file, byte offset, expected and actual
+//! values). The engine knows no AWS error names: the API layer maps these to Kinesis
+//! errors in one exhaustive `match`.
+
+use std::path::PathBuf;
+
+use crate::ids::{SegmentId, ShardId};
+
+/// Everything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error, with the operation and file it happened on.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another process holds the data directory.
+    #[error("data directory {path} is in use by another process (lock file {lock} is held); stop that process or choose another --data-dir")]
+    Locked { path: PathBuf, lock: PathBuf },
+
+    /// A batch in the middle of a log (not a torn tail) fails its checksum or framing.
+    #[error("corrupt log: {reason} in segment {path} at byte {offset} (shard {shard}); refusing to open the shard. Restore the file, or reopen with recovery mode `skip-corrupt` to drop the damaged batch")]
+    Corrupt {
+        shard: ShardId,
+        segment: SegmentId,
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// A file that is not ours or of a format version we do not read.
+    #[error("{path}: {reason}")]
+    BadFormat { path: PathBuf, reason: String },
+
+    /// A previous write or fsync on this shard failed; the shard refuses writes until reopened.
+    #[error("shard {shard} refuses writes after an earlier I/O failure ({cause}); reopen the engine to recover")]
+    Poisoned { shard: ShardId, cause: String },
+
+    /// A record or request broke a size or shape limit.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// A sequence number that does not parse or does not belong where it is used.
+    #[error("invalid sequence number {value}: {reason}")]
+    InvalidSequenceNumber { value: String, reason: String },
+
+    /// Named stream does not exist.
+    #[error("stream {0} not found")]
+    StreamNotFound(String),
+
+    /// Stream already exists.
+    #[error("stream {0} already exists")]
+    StreamExists(String),
+
+    /// Named shard does not exist in the stream.
+    #[error("shard {shard} not found in stream {stream}")]
+    ShardNotFound { stream: String, shard: String },
+
+    /// The shard is closed (split or merged) and takes no writes or further resharding.
+    #[error("shard {shard} in stream {stream} is closed")]
+    ShardClosed { stream: String, shard: ShardId },
+
+    /// A resharding request that is not allowed by the shard layout.
+    #[error("{0}")]
+    InvalidReshard(String),
+
+    /// The engine is shutting down.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an `std::io::Error` with the operation and path it came from.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Newtypes for identifiers used in public signatures.
+
+use std::fmt;
+
+/// A shard's index within its stream: `shardId-000000000007` has index 7.
+///
+/// Indexes are assigned in creation order and never reused within a stream, so
+/// children of a split or merge always have larger indexes than their parents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId(pub u32);
+
+impl ShardId {
+    /// Parses `shardId-000000000007`, `shardId-7` or `7` (the forms Kinesis accepts).
+    pub fn parse(s: &str) -> Option<ShardId> {
+        let digits = s.strip_prefix("shardId-").unwrap_or(s);
+        if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok().and_then(|v| u32::try_from(v).ok()).map(ShardId)
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shardId-{:012}", self.0)
+    }
+}
+
+/// A segment is named by the log offset of its first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentId(pub u64);
+
+impl fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:020}", self.0)
+    }
+}
+
+/// A record's position in its shard's log: 0 for the first record ever appended.
+///
+/// Offsets are dense in a healthy log. Sequence numbers encode them (see `seqno`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Offset(pub u64);
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_id_forms_kinesis_accepts() {
+        assert_eq!(ShardId::parse("shardId-000000000005"), Some(ShardId(5)));
+        assert_eq!(ShardId::parse("shardId-5"), Some(ShardId(5)));
+        assert_eq!(ShardId::parse("5"), Some(ShardId(5)));
+        assert_eq!(ShardId::parse("shardId-"), None);
+        assert_eq!(ShardId::parse("shard-5"), None);
+        assert_eq!(ShardId::parse("9999999999999"), None);
+        assert_eq!(ShardId(5).to_string(), "shardId-000000000005");
+    }
+}

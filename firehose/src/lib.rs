@@ -1,0 +1,1 @@
+//! Firehose delivery streams: buffering, compression and delivery of stream data (issue to come).
