@@ -80,6 +80,60 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A copy of this error for another waiter of the same failed operation (`std::io::Error`
+    /// is not `Clone`; its kind and text are kept).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Locked { path, lock } => Error::Locked {
+                path: path.clone(),
+                lock: lock.clone(),
+            },
+            Error::Corrupt {
+                shard,
+                segment,
+                path,
+                offset,
+                reason,
+            } => Error::Corrupt {
+                shard: *shard,
+                segment: *segment,
+                path: path.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            Error::BadFormat { path, reason } => Error::BadFormat {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::Poisoned { shard, cause } => Error::Poisoned {
+                shard: *shard,
+                cause: cause.clone(),
+            },
+            Error::InvalidInput(m) => Error::InvalidInput(m.clone()),
+            Error::InvalidSequenceNumber { value, reason } => Error::InvalidSequenceNumber {
+                value: value.clone(),
+                reason: reason.clone(),
+            },
+            Error::StreamNotFound(n) => Error::StreamNotFound(n.clone()),
+            Error::StreamExists(n) => Error::StreamExists(n.clone()),
+            Error::ShardNotFound { stream, shard } => Error::ShardNotFound {
+                stream: stream.clone(),
+                shard: shard.clone(),
+            },
+            Error::ShardClosed { stream, shard } => Error::ShardClosed {
+                stream: stream.clone(),
+                shard: *shard,
+            },
+            Error::InvalidReshard(m) => Error::InvalidReshard(m.clone()),
+            Error::ShuttingDown => Error::ShuttingDown,
+        }
+    }
+
     /// Wraps an `std::io::Error` with the operation and path it came from.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

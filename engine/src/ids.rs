@@ -16,7 +16,11 @@ impl ShardId {
         if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        digits.parse::<u64>().ok().and_then(|v| u32::try_from(v).ok()).map(ShardId)
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|v| u32::try_from(v).ok())
+            .map(ShardId)
     }
 }
 

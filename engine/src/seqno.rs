@@ -1,1 +1,719 @@
-//! Placeholder: being written.
+//! Kinesis-style sequence numbers: 56 decimal digits that name a shard and a log offset.
+//!
+//! The format, with its table of hex-digit fields, is in `docs/formats/sequence-numbers.md`.
+//! This module is the only code that encodes or decodes it.
+//!
+//! # Invariants
+//!
+//! - A sequence number is a 188-bit unsigned integer (47 hex digits) written in decimal. It
+//!   follows the layout AWS uses (reverse-engineered by kinesalite as "version 2"), so clients
+//!   that compare sequence numbers as big integers (the KCL does) order ours correctly.
+//! - The per-shard counter is the record's log offset. A number maps back to its record by
+//!   reading the counter, with no lookup table.
+//! - Within a shard a higher counter always gives a larger number, whatever the arrival times:
+//!   the counter sits above the arrival time in the layout.
+//! - The engine gives every child shard a sequence epoch strictly greater than its parents'.
+//!   The epoch is the most significant field after the constant leading digit, so every
+//!   number of a child is greater than every number of its parents.
+//! - Every [`SequenceNumber`] prints as a string that [`SequenceNumber::parse`] accepts. Fields
+//!   too large for their slot are clamped when printed; the constructors clamp them up front,
+//!   so what they build round-trips exactly.
+//! - Parsing never panics, whatever the input.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
+use crate::ids::{Offset, ShardId};
+
+/// Counter of a closed shard's `EndingSequenceNumber`. AWS uses `7fffffffffffffff` in the
+/// counter digits (kinesalite's AWS-recorded examples; API reference `SequenceNumberRange`).
+pub const ENDING_COUNTER: u64 = 0x7fff_ffff_ffff_ffff;
+
+/// Largest epoch or arrival time, in seconds, that the 36-bit time fields hold (year 4147).
+pub const MAX_TIME_SECS: u64 = (1 << TIME_BITS) - 1;
+
+/// Decimal digits of every sequence number this module prints.
+pub const DECIMAL_DIGITS: usize = 56;
+
+/// Longest string the API accepts as a sequence number: the `SequenceNumber` pattern is
+/// `0|([1-9]\d{0,128})` (Kinesis API reference, e.g. `GetShardIterator.StartingSequenceNumber`).
+pub const MAX_DECIMAL_DIGITS: usize = 129;
+
+/// The API's pattern for sequence numbers, for validation messages.
+pub const SEQUENCE_NUMBER_PATTERN: &str = r"0|([1-9]\d{0,128})";
+
+// Field widths in bits, least significant first. Shifts derive from widths; the doc's table
+// gives the same fields as hex-digit positions and a test checks that the two agree.
+const NIBBLE_BITS: u32 = 4;
+const SHARD_BITS: u32 = 32;
+const TIME_BITS: u32 = 36;
+const RESERVED_BITS: u32 = 8;
+const COUNTER_BITS: u32 = 64;
+
+const VERSION_SHIFT: u32 = 0;
+const SHARD_SHIFT: u32 = VERSION_SHIFT + NIBBLE_BITS;
+const ARRIVAL_SHIFT: u32 = SHARD_SHIFT + SHARD_BITS;
+const RESERVED_SHIFT: u32 = ARRIVAL_SHIFT + TIME_BITS;
+const COUNTER_SHIFT: u32 = RESERVED_SHIFT + RESERVED_BITS;
+const SHARD_NIBBLE_SHIFT: u32 = COUNTER_SHIFT + COUNTER_BITS;
+const EPOCH_SHIFT: u32 = SHARD_NIBBLE_SHIFT + NIBBLE_BITS;
+const LEAD_SHIFT: u32 = EPOCH_SHIFT + TIME_BITS;
+/// 188: 47 hex digits.
+const TOTAL_BITS: u32 = LEAD_SHIFT + NIBBLE_BITS;
+
+/// Hex digit 0. Makes every number 56 decimal digits long.
+const LEAD_DIGIT: u64 = 2;
+/// Hex digit 46, the layout version.
+const VERSION_DIGIT: u64 = 2;
+
+/// Longest prefix of a rejected input echoed in an error, so garbage input cannot blow up
+/// error messages.
+const MAX_ECHOED_CHARS: usize = MAX_DECIMAL_DIGITS;
+
+/// A decoded sequence number.
+///
+/// Build one with [`SequenceNumber::for_record`], [`SequenceNumber::shard_start`] or
+/// [`SequenceNumber::shard_end`]; read one with [`SequenceNumber::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceNumber {
+    /// The shard's sequence epoch in seconds: its creation time, raised if needed so that it
+    /// is strictly greater than every parent's. It makes children sort after parents.
+    /// At most [`MAX_TIME_SECS`].
+    pub epoch_secs: u64,
+    /// The shard the number belongs to; a number used on another shard is rejected by callers.
+    pub shard: ShardId,
+    /// Per-shard counter: the record's log offset, or [`ENDING_COUNTER`] for a closed shard's
+    /// ending number. It outranks the arrival time, so it alone orders a shard's numbers.
+    pub counter: u64,
+    /// When the record arrived (or the shard was created or closed), in seconds. Carried for
+    /// fidelity with AWS; it never decides order within a shard. At most [`MAX_TIME_SECS`].
+    pub arrival_secs: u64,
+}
+
+impl SequenceNumber {
+    /// The number of the record at `offset`, appended at `arrival_ms` (epoch milliseconds).
+    ///
+    /// Times above [`MAX_TIME_SECS`] are clamped to it, and offsets at or above
+    /// [`ENDING_COUNTER`] to `ENDING_COUNTER - 1` (2^63 records: 292 years at a billion
+    /// records a second), so that a record never takes the ending sentinel.
+    pub fn for_record(epoch_secs: u64, shard: ShardId, offset: Offset, arrival_ms: u64) -> Self {
+        SequenceNumber {
+            epoch_secs: epoch_secs.min(MAX_TIME_SECS),
+            shard,
+            counter: offset.0.min(ENDING_COUNTER - 1),
+            arrival_secs: (arrival_ms / 1000).min(MAX_TIME_SECS),
+        }
+    }
+
+    /// A shard's `StartingSequenceNumber`: counter 0, arrival time = the epoch.
+    pub fn shard_start(epoch_secs: u64, shard: ShardId) -> Self {
+        let epoch_secs = epoch_secs.min(MAX_TIME_SECS);
+        SequenceNumber {
+            epoch_secs,
+            shard,
+            counter: 0,
+            arrival_secs: epoch_secs,
+        }
+    }
+
+    /// A closed shard's `EndingSequenceNumber`: counter [`ENDING_COUNTER`], arrival time =
+    /// when the shard closed. It is greater than every record number of the shard.
+    pub fn shard_end(epoch_secs: u64, shard: ShardId, closed_secs: u64) -> Self {
+        SequenceNumber {
+            epoch_secs: epoch_secs.min(MAX_TIME_SECS),
+            shard,
+            counter: ENDING_COUNTER,
+            arrival_secs: closed_secs.min(MAX_TIME_SECS),
+        }
+    }
+
+    /// The log offset the number points at.
+    ///
+    /// For a shard's ending number this is [`ENDING_COUNTER`], past any real record.
+    pub fn offset(&self) -> Offset {
+        Offset(self.counter)
+    }
+
+    /// Whether this is a closed shard's `EndingSequenceNumber`.
+    pub fn is_shard_end(&self) -> bool {
+        self.counter >= ENDING_COUNTER
+    }
+
+    /// Decodes a decimal sequence number.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSequenceNumber`] if `s` does not match [`SEQUENCE_NUMBER_PATTERN`], or
+    /// matches it but does not decode to this module's layout: 2^188 or larger, a leading or
+    /// version hex digit other than 2, a nonzero reserved byte, a shard nibble that differs
+    /// from the shard index's low nibble, or a counter above [`ENDING_COUNTER`].
+    pub fn parse(s: &str) -> Result<SequenceNumber, Error> {
+        let reject = |reason: String| Error::InvalidSequenceNumber {
+            value: echo(s),
+            reason,
+        };
+        check_pattern(s).map_err(|why| {
+            reject(format!(
+                "{why}; expected the pattern {SEQUENCE_NUMBER_PATTERN}"
+            ))
+        })?;
+        let wide = Wide188::from_decimal(s.as_bytes()).ok_or_else(|| {
+            reject("it is 2^188 or larger, too large for 47 hex digits".to_owned())
+        })?;
+
+        let lead = wide.field(LEAD_SHIFT, NIBBLE_BITS);
+        if lead != LEAD_DIGIT {
+            return Err(reject(format!(
+                "its leading hex digit is {lead:x}, not {LEAD_DIGIT} (sequence numbers have {DECIMAL_DIGITS} decimal digits and start with hex 2)"
+            )));
+        }
+        let version = wide.field(VERSION_SHIFT, NIBBLE_BITS);
+        if version != VERSION_DIGIT {
+            return Err(reject(format!(
+                "its last hex digit (layout version) is {version:x}, not {VERSION_DIGIT}"
+            )));
+        }
+        let reserved = wide.field(RESERVED_SHIFT, RESERVED_BITS);
+        if reserved != 0 {
+            return Err(reject(format!(
+                "its reserved byte (hex digits 27-28) is {reserved:02x}, not 00"
+            )));
+        }
+        let shard_field = wide.field(SHARD_SHIFT, SHARD_BITS);
+        let shard = u32::try_from(shard_field).map_err(|_| {
+            reject(format!(
+                "its shard index {shard_field} does not fit 32 bits"
+            ))
+        })?;
+        let nibble = wide.field(SHARD_NIBBLE_SHIFT, NIBBLE_BITS);
+        if nibble != u64::from(shard & 0xf) {
+            return Err(reject(format!(
+                "its shard nibble (hex digit 10) is {nibble:x} but its shard index is {shard} (low nibble {:x})",
+                shard & 0xf
+            )));
+        }
+        let counter = wide.field(COUNTER_SHIFT, COUNTER_BITS);
+        if counter > ENDING_COUNTER {
+            return Err(reject(format!(
+                "its counter {counter:#x} is above the ending sentinel {ENDING_COUNTER:#x}"
+            )));
+        }
+        Ok(SequenceNumber {
+            epoch_secs: wide.field(EPOCH_SHIFT, TIME_BITS),
+            shard: ShardId(shard),
+            counter,
+            arrival_secs: wide.field(ARRIVAL_SHIFT, TIME_BITS),
+        })
+    }
+
+    /// The 188-bit value, with out-of-range fields clamped so that it always decodes.
+    fn encode(&self) -> Wide188 {
+        Wide188::default()
+            .with_field(LEAD_SHIFT, NIBBLE_BITS, LEAD_DIGIT)
+            .with_field(EPOCH_SHIFT, TIME_BITS, self.epoch_secs.min(MAX_TIME_SECS))
+            .with_field(
+                SHARD_NIBBLE_SHIFT,
+                NIBBLE_BITS,
+                u64::from(self.shard.0 & 0xf),
+            )
+            .with_field(
+                COUNTER_SHIFT,
+                COUNTER_BITS,
+                self.counter.min(ENDING_COUNTER),
+            )
+            .with_field(
+                ARRIVAL_SHIFT,
+                TIME_BITS,
+                self.arrival_secs.min(MAX_TIME_SECS),
+            )
+            .with_field(SHARD_SHIFT, SHARD_BITS, u64::from(self.shard.0))
+            .with_field(VERSION_SHIFT, NIBBLE_BITS, VERSION_DIGIT)
+    }
+}
+
+/// Big-integer order of the decimal strings.
+///
+/// Values whose fields are in range (all that `parse` and the constructors produce) compare
+/// exactly as their 188-bit values do. Out-of-range values that clamp to the same number are
+/// then ordered by their raw fields, so that the order stays consistent with `Eq`.
+impl Ord for SequenceNumber {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let raw = |s: &Self| (s.epoch_secs, s.counter, s.arrival_secs, s.shard);
+        self.encode()
+            .cmp(&other.encode())
+            .then_with(|| raw(self).cmp(&raw(other)))
+    }
+}
+
+impl PartialOrd for SequenceNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.encode().fmt_decimal(f)
+    }
+}
+
+impl FromStr for SequenceNumber {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SequenceNumber::parse(s)
+    }
+}
+
+/// Checks `0|([1-9]\d{0,128})`, saying what is wrong.
+fn check_pattern(s: &str) -> Result<(), &'static str> {
+    let bytes = s.as_bytes();
+    match bytes {
+        [] => Err("it is empty"),
+        _ if !bytes.iter().all(u8::is_ascii_digit) => Err("it has a character that is not a digit"),
+        [b'0', _, ..] => Err("it has a leading zero"),
+        _ if bytes.len() > MAX_DECIMAL_DIGITS => Err("it is longer than 129 digits"),
+        _ => Ok(()),
+    }
+}
+
+/// The start of a rejected input, for error messages.
+fn echo(s: &str) -> String {
+    let mut chars = s.chars();
+    let mut out: String = chars.by_ref().take(MAX_ECHOED_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// An unsigned integer below 2^188, as three little-endian 64-bit limbs.
+///
+/// Only what sequence numbers need: decimal in and out, and fixed-width fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Wide188([u64; 3]);
+
+/// 10^19, the largest power of ten below 2^64: decimal digits go in and out 19 at a time.
+const DECIMAL_CHUNK: u64 = 10_000_000_000_000_000_000;
+const DECIMAL_CHUNK_DIGITS: usize = 19;
+
+impl Wide188 {
+    /// Parses ASCII decimal digits; `None` at 2^188 or above. Non-digits also give `None`.
+    fn from_decimal(digits: &[u8]) -> Option<Wide188> {
+        let mut limbs = [0u64; 3];
+        for chunk in digits.chunks(DECIMAL_CHUNK_DIGITS) {
+            let mut value = 0u64;
+            let mut scale = 1u64;
+            for &digit in chunk {
+                if !digit.is_ascii_digit() {
+                    return None;
+                }
+                // At most 19 digits: fits u64 without overflow.
+                value = value * 10 + u64::from(digit - b'0');
+                scale *= 10;
+            }
+            let mut carry = u128::from(value);
+            for limb in &mut limbs {
+                let wide = u128::from(*limb) * u128::from(scale) + carry;
+                *limb = wide as u64;
+                carry = wide >> 64;
+            }
+            if carry != 0 {
+                return None;
+            }
+        }
+        let wide = Wide188(limbs);
+        (wide.0[2] >> (TOTAL_BITS - 128) == 0).then_some(wide)
+    }
+
+    fn fmt_decimal(self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // 2^192 < 10^58: at most four chunks of 19 digits.
+        let mut chunks = [0u64; 4];
+        let mut len = 0;
+        let mut limbs = self.0;
+        while limbs != [0; 3] && len < chunks.len() {
+            let mut rem = 0u128;
+            for limb in limbs.iter_mut().rev() {
+                let cur = (rem << 64) | u128::from(*limb);
+                *limb = (cur / u128::from(DECIMAL_CHUNK)) as u64;
+                rem = cur % u128::from(DECIMAL_CHUNK);
+            }
+            chunks[len] = rem as u64;
+            len += 1;
+        }
+        let mut rest = chunks[..len].iter().rev();
+        match rest.next() {
+            None => f.write_str("0"),
+            Some(top) => {
+                write!(f, "{top}")?;
+                rest.try_for_each(|chunk| write!(f, "{chunk:019}"))
+            }
+        }
+    }
+
+    /// Bits `shift .. shift + width` (width ≤ 64).
+    fn field(&self, shift: u32, width: u32) -> u64 {
+        let limb = (shift / 64) as usize;
+        let offset = shift % 64;
+        let mut value = self.0.get(limb).copied().unwrap_or(0) >> offset;
+        if offset != 0 {
+            value |= self.0.get(limb + 1).copied().unwrap_or(0) << (64 - offset);
+        }
+        value & mask(width)
+    }
+
+    /// ORs `value` into bits `shift .. shift + width` (width ≤ 64), which must be zero.
+    /// Bits of `value` above `width` are dropped.
+    fn with_field(mut self, shift: u32, width: u32, value: u64) -> Self {
+        let value = value & mask(width);
+        let limb = (shift / 64) as usize;
+        let offset = shift % 64;
+        if let Some(l) = self.0.get_mut(limb) {
+            *l |= value << offset;
+        }
+        if offset != 0 {
+            if let Some(l) = self.0.get_mut(limb + 1) {
+                *l |= value >> (64 - offset);
+            }
+        }
+        self
+    }
+}
+
+impl Ord for Wide188 {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.iter().rev().cmp(other.0.iter().rev())
+    }
+}
+
+impl PartialOrd for Wide188 {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+fn mask(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1 << width) - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// AWS's documented example (PutRecord docs); decodes to shard 6, created 2018-11-21,
+    /// record written 2018-12-17 (kinesis-wire reference, section 4).
+    const AWS_EXAMPLE: &str = "49590338271490256608559692538361571095921575989136588898";
+
+    /// The value as 47 hex digits, computed from the limbs independently of `field`.
+    fn hex(seq: &SequenceNumber) -> String {
+        let [lo, mid, hi] = seq.encode().0;
+        let s = format!("{hi:016x}{mid:016x}{lo:016x}");
+        s.trim_start_matches('0').to_owned()
+    }
+
+    fn reason(s: &str) -> String {
+        match SequenceNumber::parse(s) {
+            Err(Error::InvalidSequenceNumber { reason, .. }) => reason,
+            other => panic!("{s}: expected InvalidSequenceNumber, got {other:?}"),
+        }
+    }
+
+    fn in_range() -> impl Strategy<Value = SequenceNumber> {
+        (
+            0..=MAX_TIME_SECS,
+            any::<u32>(),
+            0..=ENDING_COUNTER,
+            0..=MAX_TIME_SECS,
+        )
+            .prop_map(
+                |(epoch_secs, shard, counter, arrival_secs)| SequenceNumber {
+                    epoch_secs,
+                    shard: ShardId(shard),
+                    counter,
+                    arrival_secs,
+                },
+            )
+    }
+
+    #[test]
+    fn layout_matches_the_documented_hex_digits() {
+        // (first hex digit, last hex digit) per field, as in docs/formats/sequence-numbers.md.
+        let digits = |shift: u32, width: u32| {
+            let last = (TOTAL_BITS - shift) / 4 - 1;
+            (last + 1 - width / 4, last)
+        };
+        assert_eq!(TOTAL_BITS, 188);
+        assert_eq!(digits(LEAD_SHIFT, NIBBLE_BITS), (0, 0));
+        assert_eq!(digits(EPOCH_SHIFT, TIME_BITS), (1, 9));
+        assert_eq!(digits(SHARD_NIBBLE_SHIFT, NIBBLE_BITS), (10, 10));
+        assert_eq!(digits(COUNTER_SHIFT, COUNTER_BITS), (11, 26));
+        assert_eq!(digits(RESERVED_SHIFT, RESERVED_BITS), (27, 28));
+        assert_eq!(digits(ARRIVAL_SHIFT, TIME_BITS), (29, 37));
+        assert_eq!(digits(SHARD_SHIFT, SHARD_BITS), (38, 45));
+        assert_eq!(digits(VERSION_SHIFT, NIBBLE_BITS), (46, 46));
+    }
+
+    #[test]
+    fn decodes_aws_documented_example() {
+        let seq = SequenceNumber::parse(AWS_EXAMPLE).unwrap();
+        assert_eq!(seq.shard, ShardId(6));
+        assert_eq!(seq.epoch_secs, 1_542_776_258); // 2018-11-21T04:57:38Z
+        assert_eq!(seq.counter, 0x6764_8a17);
+        assert_eq!(seq.offset(), Offset(1_734_642_199));
+        assert_eq!(seq.arrival_secs, 1_545_084_650); // 2018-12-17T22:10:50Z
+        assert_eq!(seq.to_string(), AWS_EXAMPLE);
+        assert_eq!(hex(&seq), "205bf4e5c260000000067648a170005c181eea000000062");
+    }
+
+    #[test]
+    fn constructors_encode_the_documented_digits() {
+        let start = SequenceNumber::shard_start(1_542_776_258, ShardId(6));
+        assert_eq!(
+            hex(&start),
+            "205bf4e5c2600000000000000000005bf4e5c2000000062"
+        );
+        assert_eq!(
+            start.to_string(),
+            "49590338271490256608557595484619406898078762622479499362"
+        );
+
+        let end = SequenceNumber::shard_end(1000, ShardId(0x123_4567), 2000);
+        assert_eq!(hex(&end), "20000003e877fffffffffffffff000000007d0012345672");
+        assert_eq!(
+            end.to_string(),
+            "49039857664687622232946054806941695199398821526940964466"
+        );
+        assert!(end.is_shard_end());
+        assert_eq!(end.offset(), Offset(ENDING_COUNTER));
+
+        let rec = SequenceNumber::for_record(1000, ShardId(3), Offset(42), 2_000_999);
+        assert_eq!(rec.counter, 42);
+        assert_eq!(rec.arrival_secs, 2000);
+        assert!(!rec.is_shard_end());
+    }
+
+    #[test]
+    fn constructors_clamp_out_of_range_inputs() {
+        let rec = SequenceNumber::for_record(u64::MAX, ShardId(1), Offset(u64::MAX), u64::MAX);
+        assert_eq!(rec.epoch_secs, MAX_TIME_SECS);
+        assert_eq!(rec.counter, ENDING_COUNTER - 1);
+        assert_eq!(rec.arrival_secs, MAX_TIME_SECS);
+        assert_eq!(SequenceNumber::parse(&rec.to_string()).unwrap(), rec);
+    }
+
+    #[test]
+    fn out_of_range_fields_still_print_a_valid_number() {
+        let odd = SequenceNumber {
+            epoch_secs: u64::MAX,
+            shard: ShardId(u32::MAX),
+            counter: u64::MAX,
+            arrival_secs: u64::MAX,
+        };
+        let back = SequenceNumber::parse(&odd.to_string()).unwrap();
+        assert_eq!(back.epoch_secs, MAX_TIME_SECS);
+        assert_eq!(back.counter, ENDING_COUNTER);
+        assert_eq!(odd.to_string().len(), DECIMAL_DIGITS);
+        // Same printed number, different fields: Ord still agrees with Eq.
+        assert_ne!(odd, back);
+        assert_ne!(odd.cmp(&back), Ordering::Equal);
+    }
+
+    #[test]
+    fn rejects_strings_outside_the_api_pattern() {
+        for bad in [
+            "", "+1", "-1", " 1", "1 ", "0x20", "1e5", "01", "00", "４２",
+        ] {
+            assert!(reason(bad).contains(SEQUENCE_NUMBER_PATTERN), "{bad:?}");
+        }
+        let long = "1".repeat(MAX_DECIMAL_DIGITS + 1);
+        assert!(reason(&long).contains("longer than 129"));
+    }
+
+    #[test]
+    fn rejects_numbers_not_in_our_layout() {
+        assert!(reason("0").contains("leading hex digit is 0"));
+        assert!(reason("1").contains("leading hex digit is 0"));
+        // 2^188 - 1 and 2^188, 2^192 - 1, 2^192, and 129 nines.
+        assert!(
+            reason("392318858461667547739736838950479151006397215279002157055")
+                .contains("leading hex digit is f")
+        );
+        for too_big in [
+            "392318858461667547739736838950479151006397215279002157056",
+            "6277101735386680763835789423207666416102355444464034512895",
+            "6277101735386680763835789423207666416102355444464034512896",
+            &"9".repeat(MAX_DECIMAL_DIGITS),
+        ] {
+            assert!(reason(too_big).contains("2^188 or larger"), "{too_big}");
+        }
+
+        // Shard 0x15 (low nibble 5), counter 9; one field off at a time.
+        let fields = [
+            (LEAD_SHIFT, NIBBLE_BITS, LEAD_DIGIT),
+            (EPOCH_SHIFT, TIME_BITS, 1_600_000_000),
+            (SHARD_NIBBLE_SHIFT, NIBBLE_BITS, 5),
+            (COUNTER_SHIFT, COUNTER_BITS, 9),
+            (RESERVED_SHIFT, RESERVED_BITS, 0),
+            (ARRIVAL_SHIFT, TIME_BITS, 1_600_000_001),
+            (SHARD_SHIFT, SHARD_BITS, 0x15),
+            (VERSION_SHIFT, NIBBLE_BITS, VERSION_DIGIT),
+        ];
+        let with = |shift: u32, value: u64| {
+            let wide = fields
+                .iter()
+                .fold(Wide188::default(), |wide, &(s, width, v)| {
+                    wide.with_field(s, width, if s == shift { value } else { v })
+                });
+            Decimal(wide).to_string()
+        };
+        let good = SequenceNumber::parse(&with(VERSION_SHIFT, VERSION_DIGIT)).unwrap();
+        assert_eq!(good.shard, ShardId(0x15));
+        assert_eq!(good.counter, 9);
+        assert_eq!(good.arrival_secs, 1_600_000_001);
+        assert!(reason(&with(VERSION_SHIFT, 3)).contains("layout version) is 3"));
+        assert!(reason(&with(LEAD_SHIFT, 1)).contains("leading hex digit is 1"));
+        assert!(reason(&with(RESERVED_SHIFT, 0x10)).contains("reserved byte"));
+        assert!(reason(&with(SHARD_NIBBLE_SHIFT, 4)).contains("shard nibble"));
+        assert!(reason(&with(SHARD_SHIFT, 0x16)).contains("shard nibble"));
+        assert!(reason(&with(COUNTER_SHIFT, ENDING_COUNTER + 1)).contains("above the ending"));
+    }
+
+    #[test]
+    fn error_echoes_a_bounded_prefix_of_the_input() {
+        let long = "x".repeat(10_000);
+        match SequenceNumber::parse(&long) {
+            Err(Error::InvalidSequenceNumber { value, .. }) => {
+                assert_eq!(value.chars().count(), MAX_ECHOED_CHARS + 1);
+                assert!(value.ends_with('…'));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decimal_conversion_agrees_with_u128() {
+        for v in [
+            0u128,
+            1,
+            9,
+            10,
+            u64::MAX.into(),
+            u128::from(u64::MAX) + 1,
+            u128::MAX,
+        ] {
+            let wide = Wide188([v as u64, (v >> 64) as u64, 0]);
+            assert_eq!(Decimal(wide).to_string(), v.to_string());
+            assert_eq!(Wide188::from_decimal(v.to_string().as_bytes()), Some(wide));
+        }
+    }
+
+    /// Formats a raw value, for tests that build values the type would not.
+    struct Decimal(Wide188);
+
+    impl fmt::Display for Decimal {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.fmt_decimal(f)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(seq in in_range()) {
+            let text = seq.to_string();
+            prop_assert_eq!(text.len(), DECIMAL_DIGITS);
+            prop_assert_eq!(SequenceNumber::parse(&text).unwrap(), seq);
+            prop_assert_eq!(text.parse::<SequenceNumber>().unwrap(), seq);
+        }
+
+        #[test]
+        fn any_fields_print_a_parsable_number(
+            epoch_secs: u64, shard: u32, counter: u64, arrival_secs: u64,
+        ) {
+            let seq = SequenceNumber { epoch_secs, shard: ShardId(shard), counter, arrival_secs };
+            prop_assert!(SequenceNumber::parse(&seq.to_string()).is_ok());
+        }
+
+        #[test]
+        fn order_is_the_order_of_the_decimal_strings(a in in_range(), b in in_range()) {
+            // Equal-length decimal strings compare as big integers.
+            prop_assert_eq!(a.cmp(&b), a.to_string().cmp(&b.to_string()));
+            prop_assert_eq!(a.cmp(&b), hex(&a).cmp(&hex(&b)));
+            prop_assert_eq!(a.cmp(&b) == Ordering::Equal, a == b);
+        }
+
+        #[test]
+        fn higher_counter_is_larger_whatever_the_arrival_time(
+            seq in in_range(), other_counter in 0..=ENDING_COUNTER, other_arrival in 0..=MAX_TIME_SECS,
+        ) {
+            let other = SequenceNumber { counter: other_counter, arrival_secs: other_arrival, ..seq };
+            if other_counter > seq.counter {
+                prop_assert!(other > seq);
+            } else if other_counter < seq.counter {
+                prop_assert!(other < seq);
+            }
+        }
+
+        #[test]
+        fn every_child_number_is_above_every_parent_number(
+            parent in in_range(), child in in_range(),
+        ) {
+            prop_assume!(child.epoch_secs != parent.epoch_secs);
+            let (parent, child) = if child.epoch_secs > parent.epoch_secs {
+                (parent, child)
+            } else {
+                (child, parent)
+            };
+            prop_assert!(child > parent);
+            prop_assert!(child.to_string() > parent.to_string());
+        }
+
+        #[test]
+        fn shard_start_and_end_bracket_every_record(
+            epoch_secs in 0..=MAX_TIME_SECS, shard: u32, offset in 0..ENDING_COUNTER,
+            arrival_ms in (0..=MAX_TIME_SECS).prop_map(|s| s * 1000), closed_secs in 0..=MAX_TIME_SECS,
+        ) {
+            let shard = ShardId(shard);
+            let rec = SequenceNumber::for_record(epoch_secs, shard, Offset(offset), arrival_ms);
+            let end = SequenceNumber::shard_end(epoch_secs, shard, closed_secs);
+            prop_assert!(end > rec);
+            prop_assert_eq!(rec.offset(), Offset(offset));
+            let start = SequenceNumber::shard_start(epoch_secs, shard);
+            prop_assert_eq!(start.offset(), Offset(0));
+            if offset > 0 {
+                prop_assert!(start < rec);
+            }
+        }
+
+        #[test]
+        fn parse_never_panics_on_any_string(s in any::<String>()) {
+            let _ = SequenceNumber::parse(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_on_digit_strings(s in "[0-9]{0,140}") {
+            if let Ok(seq) = SequenceNumber::parse(&s) {
+                prop_assert_eq!(seq.to_string(), s);
+            }
+        }
+
+        #[test]
+        fn parse_never_panics_on_mutated_numbers(
+            seq in in_range(), at in 0..DECIMAL_DIGITS, digit in b'0'..=b'9',
+        ) {
+            let mut bytes = seq.to_string().into_bytes();
+            bytes[at] = digit;
+            let text = String::from_utf8(bytes).unwrap();
+            if let Ok(back) = SequenceNumber::parse(&text) {
+                prop_assert_eq!(back.to_string(), text);
+            }
+        }
+    }
+}

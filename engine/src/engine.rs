@@ -1,0 +1,321 @@
+//! The engine: a locked data directory holding streams.
+//!
+//! Directory layout (see `docs/formats/segment.md`):
+//! ```text
+//! <data>/LOCK                                   exclusive lock, holder's pid
+//! <data>/streams/<created_ms>-<name>/stream.meta
+//! <data>/streams/<created_ms>-<name>/shardId-000000000000/00000000000000000000.log, .idx
+//! <data>/trash/                                 streams being deleted
+//! ```
+//! Invariants:
+//! - A stream exists once its `stream.meta` is durable; a directory without one is debris of
+//!   a crash during creation and is removed on open.
+//! - Deleting a stream renames its directory into `trash/` (atomic), then removes it; open
+//!   finishes any deletion a crash interrupted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::commit::Committer;
+use crate::config::{EngineConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_RETENTION_HOURS};
+use crate::datadir::{fsync_dir, DataDir};
+use crate::error::{Error, Result};
+use crate::hashkey::uniform_ranges;
+use crate::ids::ShardId;
+use crate::meta::{self, ShardMeta, StreamMeta, StreamMode, StreamStatus, Tag};
+use crate::stream::{now_ms, Stream};
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct CreateStream {
+    pub name: String,
+    pub shard_count: u32,
+    pub mode: StreamMode,
+    pub retention_hours: Option<u32>,
+    pub max_record_bytes: Option<u32>,
+    pub shard_byte_cap: Option<u64>,
+    pub tags: Vec<Tag>,
+    pub status: StreamStatus,
+    pub status_until_ms: u64,
+}
+
+impl CreateStream {
+    /// An ACTIVE provisioned stream with defaults.
+    pub fn new(name: impl Into<String>, shard_count: u32) -> CreateStream {
+        CreateStream {
+            name: name.into(),
+            shard_count,
+            mode: StreamMode::Provisioned,
+            retention_hours: None,
+            max_record_bytes: None,
+            shard_byte_cap: None,
+            tags: Vec::new(),
+            status: StreamStatus::Active,
+            status_until_ms: 0,
+        }
+    }
+}
+
+/// The storage engine.
+pub struct Engine {
+    data: DataDir,
+    config: EngineConfig,
+    committer: Arc<Committer>,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Serializes stream creation and deletion.
+    ddl: Mutex<()>,
+    stop: Arc<AtomicBool>,
+    maintenance: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.data.path())
+            .finish()
+    }
+}
+
+fn streams_dir(root: &Path) -> PathBuf {
+    root.join("streams")
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory, takes its lock, and recovers every
+    /// stream. Starts the committer and the maintenance thread (retention, segment rolls).
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another process holds the directory; recovery errors
+    /// ([`Error::Corrupt`], [`Error::BadFormat`]); I/O errors.
+    pub fn open(path: &Path, config: EngineConfig) -> Result<Arc<Engine>> {
+        let data = DataDir::open(path)?;
+        let root = data.path().to_path_buf();
+        let sdir = streams_dir(&root);
+        std::fs::create_dir_all(&sdir).map_err(|e| Error::io("create directory", &sdir, e))?;
+        let trash = root.join("trash");
+        if trash.exists() {
+            std::fs::remove_dir_all(&trash).map_err(|e| Error::io("empty trash", &trash, e))?;
+        }
+        let committer = Committer::start(&config.io, config.durability, config.committer_threads)?;
+        let mut streams = BTreeMap::new();
+        let entries = std::fs::read_dir(&sdir).map_err(|e| Error::io("list streams", &sdir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list streams", &sdir, e))?;
+            let dir = entry.path();
+            if !meta::stream_meta_path(&dir).exists() {
+                tracing::warn!(
+                    "removing {} (no stream.meta: creation interrupted)",
+                    dir.display()
+                );
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove debris", &dir, e))?;
+                continue;
+            }
+            let m = meta::read_stream(&dir)?;
+            let name = m.name.clone();
+            let stream = Stream::open(dir, m, committer.clone(), config.clone())?;
+            streams.insert(name, Arc::new(stream));
+        }
+        let engine = Arc::new(Engine {
+            data,
+            config,
+            committer,
+            streams: RwLock::new(streams),
+            ddl: Mutex::new(()),
+            stop: Arc::new(AtomicBool::new(false)),
+            maintenance: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&engine);
+        let stop = engine.stop.clone();
+        let interval = engine.config.maintenance_interval;
+        let handle = std::thread::Builder::new()
+            .name("shardline-maintenance".into())
+            .spawn(move || {
+                let step = std::time::Duration::from_millis(100).min(interval);
+                let mut waited = std::time::Duration::ZERO;
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(step);
+                    waited += step;
+                    if waited < interval {
+                        continue;
+                    }
+                    waited = std::time::Duration::ZERO;
+                    let Some(engine) = weak.upgrade() else { return };
+                    if let Err(e) = engine.run_maintenance(now_ms()) {
+                        tracing::error!("maintenance: {e}");
+                    }
+                }
+            })
+            .map_err(|e| Error::io("start maintenance thread", PathBuf::new(), e))?;
+        *engine.maintenance.lock() = Some(handle);
+        Ok(engine)
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The I/O backend in use.
+    pub fn io_backend(&self) -> &'static str {
+        self.committer.backend_name()
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// The ARN of stream `name`.
+    pub fn stream_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            self.config.region, self.config.account_id
+        )
+    }
+
+    /// Creates a stream with `spec.shard_count` shards splitting the hash key space evenly.
+    ///
+    /// # Errors
+    /// [`Error::StreamExists`]; [`Error::InvalidInput`] for a zero shard count; I/O errors.
+    pub fn create_stream(&self, spec: CreateStream) -> Result<Arc<Stream>> {
+        let _ddl = self.ddl.lock();
+        if self.streams.read().contains_key(&spec.name) {
+            return Err(Error::StreamExists(spec.name));
+        }
+        if spec.shard_count == 0 {
+            return Err(Error::InvalidInput(
+                "a stream needs at least one shard".into(),
+            ));
+        }
+        let created = now_ms();
+        let dir_name = format!("{created}-{}", spec.name);
+        let dir = streams_dir(self.data.path()).join(&dir_name);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create stream directory", &dir, e))?;
+        let epoch = created / 1000;
+        let shards = uniform_ranges(spec.shard_count)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| ShardMeta {
+                id: ShardId(i as u32),
+                parent: None,
+                adjacent_parent: None,
+                hash_start: r.start,
+                hash_end: r.end,
+                seq_epoch_secs: epoch,
+                created_ms: created,
+                closed_ms: None,
+                end_offset: None,
+            })
+            .collect();
+        let m = StreamMeta {
+            arn: self.stream_arn(&spec.name),
+            name: spec.name.clone(),
+            dir_name,
+            status: spec.status,
+            status_until_ms: spec.status_until_ms,
+            created_ms: created,
+            retention_hours: spec.retention_hours.unwrap_or(DEFAULT_RETENTION_HOURS),
+            mode: spec.mode,
+            max_record_bytes: spec.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+            shard_byte_cap: spec.shard_byte_cap,
+            next_shard_index: spec.shard_count,
+            shards,
+            tags: spec.tags,
+            encryption_type: None,
+            key_id: None,
+            enhanced_metrics: Vec::new(),
+            warm_throughput_mibps: None,
+            reshard_history_ms: Vec::new(),
+        };
+        meta::write_stream(&dir, &m)?;
+        fsync_dir(&streams_dir(self.data.path()))?;
+        let stream = Arc::new(Stream::open(
+            dir,
+            m,
+            self.committer.clone(),
+            self.config.clone(),
+        )?);
+        self.streams.write().insert(spec.name, stream.clone());
+        Ok(stream)
+    }
+
+    /// Deletes a stream and its data.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`]; I/O errors.
+    pub fn delete_stream(&self, name: &str) -> Result<()> {
+        let _ddl = self.ddl.lock();
+        let stream = self
+            .streams
+            .write()
+            .remove(name)
+            .ok_or_else(|| Error::StreamNotFound(name.to_string()))?;
+        stream.close_all();
+        let trash = self.data.path().join("trash");
+        std::fs::create_dir_all(&trash).map_err(|e| Error::io("create trash", &trash, e))?;
+        let dir = stream.dir().to_path_buf();
+        let target = trash.join(dir.file_name().unwrap_or_default());
+        std::fs::rename(&dir, &target).map_err(|e| Error::io("move stream to trash", &dir, e))?;
+        fsync_dir(&streams_dir(self.data.path()))?;
+        std::fs::remove_dir_all(&target).map_err(|e| Error::io("delete stream", &target, e))?;
+        Ok(())
+    }
+
+    /// A stream by name.
+    ///
+    /// # Errors
+    /// [`Error::StreamNotFound`].
+    pub fn stream(&self, name: &str) -> Result<Arc<Stream>> {
+        self.streams
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::StreamNotFound(name.to_string()))
+    }
+
+    /// All streams, by name.
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().values().cloned().collect()
+    }
+
+    /// Runs retention and segment age rolls on every stream as of `now_ms` (the maintenance
+    /// thread calls this periodically; tests call it with a chosen time).
+    ///
+    /// # Errors
+    /// The first I/O error; other streams are still processed.
+    pub fn run_maintenance(&self, now_ms: u64) -> Result<()> {
+        let mut first_err = None;
+        for s in self.streams() {
+            if let Err(e) = s.enforce_retention(now_ms) {
+                tracing::error!("retention of stream {}: {e}", s.name());
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Stops background threads after pending writes finish. The data directory lock is
+    /// released when the last `Arc<Engine>` drops.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        for s in self.streams() {
+            s.close_all();
+        }
+        self.committer.shutdown();
+        if let Some(h) = self.maintenance.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.committer.shutdown();
+    }
+}

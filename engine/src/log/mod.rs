@@ -1,0 +1,607 @@
+//! One shard's append-only segmented log.
+//!
+//! Invariants:
+//! - The log is a directory of segments ([`segment`]); the last is *active* (appended to),
+//!   the others are *sealed*: synced, indexed on disk, never written again, read via maps.
+//! - Bytes become *visible* (readable, counted in `next_offset`) only after the write that
+//!   carried them completed, and, with durability `sync`, after its `fdatasync`: a reader
+//!   never sees a record that a crash could take back.
+//! - Space is reserved for a write ([`ShardLog::reserve`]) before it is issued, and at most
+//!   one write per shard is in flight, so the visible length only ever grows by whole
+//!   completed writes, in order.
+//! - `ShardLog` is not thread-safe by itself: the shard holds it under its lock. Reads take
+//!   a [`LogView`] under the lock and then read without it.
+//!
+//! Submodules: [`batch`] (framing), [`segment`] (files), [`index`] (sparse indexes),
+//! [`recovery`] (scanning), [`mmap`] (maps of sealed segments), [`read`] (the read path).
+
+pub mod batch;
+pub mod index;
+pub mod mmap;
+pub mod read;
+pub mod recovery;
+pub mod segment;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use crate::datadir::{fsync_dir, write_atomic};
+use crate::error::{Error, Result};
+use crate::ids::{SegmentId, ShardId};
+use batch::BatchHeader;
+use index::SparseIndex;
+use recovery::{RecoveryMode, Scan};
+
+pub use read::{LogView, ReadMode, ReadOutcome, Target};
+
+/// Log settings that matter to one shard.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Roll the active segment once it holds this many bytes.
+    pub segment_max_bytes: u64,
+    /// Roll the active segment once its first record is this old (milliseconds).
+    pub segment_max_age_ms: u64,
+    /// Sparse index spacing.
+    pub index_interval_bytes: u64,
+    pub recovery: RecoveryMode,
+    /// Sealed segments are read through maps (default) or `pread`.
+    pub read_mode: ReadMode,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_max_bytes: 128 << 20,
+            segment_max_age_ms: 3_600_000,
+            index_interval_bytes: 4096,
+            recovery: RecoveryMode::Refuse,
+            read_mode: ReadMode::Mmap,
+        }
+    }
+}
+
+/// A sealed segment: immutable.
+#[derive(Debug)]
+pub struct Sealed {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub(crate) file: Arc<File>,
+    /// Bytes of the file, header included.
+    pub len: u64,
+    /// First record offset (the base unless a corrupt batch was skipped).
+    pub first_offset: u64,
+    pub next_offset: u64,
+    pub first_timestamp_ms: u64,
+    pub last_timestamp_ms: u64,
+    pub(crate) index: SparseIndex,
+    map: OnceLock<Bytes>,
+}
+
+impl Sealed {
+    /// The segment's bytes, mapped on first use.
+    pub(crate) fn bytes(&self) -> std::io::Result<Bytes> {
+        if let Some(b) = self.map.get() {
+            return Ok(b.clone());
+        }
+        let b = mmap::map_sealed(&self.file, self.len)?;
+        // A racing reader may have mapped it too; either map is equally valid.
+        let _ = self.map.set(b.clone());
+        Ok(b)
+    }
+}
+
+/// The active segment's writer state.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub file: Arc<File>,
+    /// End of the bytes handed to writes (visible or in flight).
+    pub reserved_len: u64,
+    /// End of the bytes readers may see.
+    pub visible_len: u64,
+    pub index: SparseIndex,
+    pub first_offset: Option<u64>,
+    pub first_timestamp_ms: Option<u64>,
+}
+
+/// One shard's log.
+#[derive(Debug)]
+pub struct ShardLog {
+    dir: PathBuf,
+    shard: ShardId,
+    opts: LogOptions,
+    sealed: Arc<Vec<Arc<Sealed>>>,
+    pub(crate) active: Active,
+    /// One past the last visible record.
+    next_offset: u64,
+    /// Arrival time of the last visible record.
+    last_timestamp_ms: u64,
+    /// Lowest offset still retained.
+    trim_offset: u64,
+}
+
+impl ShardLog {
+    /// Opens (creating if empty) the log in `dir`, recovering the active segment's tail.
+    ///
+    /// # Errors
+    /// I/O errors; [`Error::Corrupt`] for mid-log damage under [`RecoveryMode::Refuse`];
+    /// [`Error::BadFormat`] for files that are not segments of this format.
+    pub fn open(
+        dir: &Path,
+        shard: ShardId,
+        start_offset: u64,
+        opts: LogOptions,
+    ) -> Result<ShardLog> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create shard directory", dir, e))?;
+        let mut ids = Vec::new();
+        for entry in
+            std::fs::read_dir(dir).map_err(|e| Error::io("list shard directory", dir, e))?
+        {
+            let entry = entry.map_err(|e| Error::io("list shard directory", dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(id) = segment::parse_log_name(name) {
+                ids.push(id);
+            } else if name.ends_with(".tmp") {
+                // An index write interrupted by a crash: derived data, rebuilt as needed.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        ids.sort();
+        let Some((&last, sealed_ids)) = ids.split_last() else {
+            return Self::create_fresh(dir, shard, start_offset, opts);
+        };
+        let mut sealed = Vec::with_capacity(sealed_ids.len());
+        let mut last_ts = 0;
+        for &id in sealed_ids {
+            let s = open_sealed(dir, shard, id, last_ts, &opts)?;
+            last_ts = s.last_timestamp_ms;
+            sealed.push(Arc::new(s));
+        }
+        let expected_base = sealed
+            .last()
+            .map_or(last.0, |s: &Arc<Sealed>| s.next_offset);
+        let active = open_active(dir, shard, last, last_ts, &opts)?;
+        let (active, scan) = active;
+        let trim_offset = sealed
+            .first()
+            .map_or(scan.first_offset.unwrap_or(last.0), |s| s.first_offset);
+        if expected_base > last.0 {
+            return Err(Error::Corrupt {
+                shard,
+                segment: last,
+                path: active.path.clone(),
+                offset: 0,
+                reason: format!(
+                    "segment starts at offset {} but the previous segment ends at {expected_base}",
+                    last.0
+                ),
+            });
+        }
+        Ok(ShardLog {
+            dir: dir.to_path_buf(),
+            shard,
+            opts,
+            sealed: Arc::new(sealed),
+            next_offset: scan.next_offset,
+            last_timestamp_ms: scan.last_timestamp_ms,
+            trim_offset,
+            active,
+        })
+    }
+
+    fn create_fresh(dir: &Path, shard: ShardId, start: u64, opts: LogOptions) -> Result<ShardLog> {
+        let id = SegmentId(start);
+        let file = segment::create(dir, id)?;
+        fsync_dir(dir)?;
+        Ok(ShardLog {
+            dir: dir.to_path_buf(),
+            shard,
+            opts,
+            sealed: Arc::new(Vec::new()),
+            active: new_active(dir, id, file),
+            next_offset: start,
+            last_timestamp_ms: 0,
+            trim_offset: start,
+        })
+    }
+
+    /// The shard this log belongs to.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// One past the last visible record.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// The lowest retained offset (the trim horizon).
+    pub fn trim_offset(&self) -> u64 {
+        self.trim_offset
+    }
+
+    /// Arrival time of the last visible record (0 if none).
+    pub fn last_timestamp_ms(&self) -> u64 {
+        self.last_timestamp_ms
+    }
+
+    /// Bytes on disk in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.visible_len
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// Reserves `len` bytes at the end of the active segment for a write; returns the file
+    /// and the position to write at.
+    pub(crate) fn reserve(&mut self, len: u64) -> (Arc<File>, u64) {
+        let pos = self.active.reserved_len;
+        self.active.reserved_len += len;
+        (self.active.file.clone(), pos)
+    }
+
+    /// Makes a completed write at `pos` visible; `batches` are its batches' headers with their
+    /// positions relative to `pos`.
+    pub(crate) fn complete(&mut self, pos: u64, len: u64, batches: &[(u64, BatchHeader)]) {
+        debug_assert_eq!(pos, self.active.visible_len, "writes complete in order");
+        for (rel, h) in batches {
+            self.active
+                .index
+                .observe(h, pos + rel, self.opts.index_interval_bytes);
+            self.active.first_offset.get_or_insert(h.base_offset.0);
+            self.active
+                .first_timestamp_ms
+                .get_or_insert(h.first_timestamp_ms);
+            self.next_offset = h.next_offset().0;
+            self.last_timestamp_ms = h.last_timestamp_ms;
+        }
+        self.active.visible_len = pos + len;
+    }
+
+    /// Whether the active segment is due to roll (only when no write is in flight).
+    pub(crate) fn roll_due(&self, now_ms: u64) -> bool {
+        let a = &self.active;
+        if a.first_offset.is_none() || a.reserved_len != a.visible_len {
+            return false;
+        }
+        a.visible_len >= self.opts.segment_max_bytes
+            || a.first_timestamp_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) >= self.opts.segment_max_age_ms)
+    }
+
+    /// Seals the active segment (sync, write its index) and starts a new one at the next
+    /// offset. Must only be called with no write in flight.
+    ///
+    /// # Errors
+    /// I/O errors; the log is unchanged if creating the new segment fails.
+    pub(crate) fn roll(&mut self) -> Result<()> {
+        let a = &self.active;
+        debug_assert_eq!(
+            a.reserved_len, a.visible_len,
+            "no write in flight during a roll"
+        );
+        let Some(first_offset) = a.first_offset else {
+            return Ok(());
+        };
+        a.file
+            .sync_all()
+            .map_err(|e| Error::io("sync sealed segment", &a.path, e))?;
+        // The log is the truth; a lost index write is rebuilt on open.
+        if let Err(e) = write_atomic(
+            &segment::index_path(&self.dir, a.id),
+            &a.index.encode(a.visible_len),
+        ) {
+            tracing::warn!("writing index of {}: {e}", a.path.display());
+        }
+        let new_id = SegmentId(self.next_offset);
+        let file = segment::create(&self.dir, new_id)?;
+        fsync_dir(&self.dir)?;
+        let old = std::mem::replace(&mut self.active, new_active(&self.dir, new_id, file));
+        let sealed = Sealed {
+            id: old.id,
+            path: old.path,
+            file: old.file,
+            len: old.visible_len,
+            first_offset,
+            next_offset: self.next_offset,
+            first_timestamp_ms: old.first_timestamp_ms.unwrap_or(self.last_timestamp_ms),
+            last_timestamp_ms: self.last_timestamp_ms,
+            index: old.index,
+            map: OnceLock::new(),
+        };
+        let mut list = (*self.sealed).clone();
+        list.push(Arc::new(sealed));
+        self.sealed = Arc::new(list);
+        Ok(())
+    }
+
+    /// Deletes whole segments whose newest record arrived before `cutoff_ms`, then the
+    /// oldest segments while the log exceeds `byte_cap`. The active segment is sealed first
+    /// if it has expired entirely. Returns the number of segments deleted.
+    ///
+    /// # Errors
+    /// I/O errors from rolling or unlinking.
+    pub(crate) fn trim(&mut self, cutoff_ms: u64, byte_cap: Option<u64>) -> Result<usize> {
+        let a = &self.active;
+        let active_expired = a.first_offset.is_some()
+            && self.last_timestamp_ms < cutoff_ms
+            && a.reserved_len == a.visible_len;
+        if active_expired {
+            self.roll()?;
+        }
+        let mut keep: Vec<Arc<Sealed>> = (*self.sealed).clone();
+        let mut deleted = 0;
+        let mut total = self.size_bytes();
+        while let Some(first) = keep.first() {
+            let expired = first.last_timestamp_ms < cutoff_ms;
+            let over = byte_cap.is_some_and(|cap| total > cap);
+            if !expired && !over {
+                break;
+            }
+            std::fs::remove_file(&first.path)
+                .map_err(|e| Error::io("delete segment", &first.path, e))?;
+            let _ = std::fs::remove_file(segment::index_path(&self.dir, first.id));
+            total -= first.len;
+            keep.remove(0);
+            deleted += 1;
+        }
+        if deleted > 0 {
+            fsync_dir(&self.dir)?;
+            self.trim_offset = keep
+                .first()
+                .map_or(self.active.first_offset.unwrap_or(self.next_offset), |s| {
+                    s.first_offset
+                });
+            self.sealed = Arc::new(keep);
+        }
+        Ok(deleted)
+    }
+
+    /// A consistent snapshot for reading from `target` without the lock.
+    pub fn view(&self, target: Target) -> LogView {
+        let active_start_pos = match target {
+            Target::Offset(o) => self.active.index.position_for_offset(o),
+            Target::Time(t) => self.active.index.position_for_time(t),
+        };
+        LogView {
+            sealed: self.sealed.clone(),
+            active_id: self.active.id,
+            active_path: self.active.path.clone(),
+            active_file: self.active.file.clone(),
+            active_visible_len: self.active.visible_len,
+            active_start_pos,
+            next_offset: self.next_offset,
+            trim_offset: self.trim_offset,
+            shard: self.shard,
+            read_mode: self.opts.read_mode,
+        }
+    }
+}
+
+fn new_active(dir: &Path, id: SegmentId, file: File) -> Active {
+    Active {
+        id,
+        path: segment::log_path(dir, id),
+        file: Arc::new(file),
+        reserved_len: segment::HEADER_LEN as u64,
+        visible_len: segment::HEADER_LEN as u64,
+        index: SparseIndex::default(),
+        first_offset: None,
+        first_timestamp_ms: None,
+    }
+}
+
+fn corrupt(shard: ShardId, id: SegmentId, path: &Path, pos: u64, reason: String) -> Error {
+    Error::Corrupt {
+        shard,
+        segment: id,
+        path: path.to_path_buf(),
+        offset: pos,
+        reason,
+    }
+}
+
+/// Drops bytes `[from, to)` of a segment file by rewriting it (skip-corrupt recovery).
+fn cut_range(path: &Path, bytes: &[u8], from: u64, to: u64) -> Result<()> {
+    let mut v = Vec::with_capacity(bytes.len() - (to - from) as usize);
+    v.extend_from_slice(&bytes[..from as usize]);
+    v.extend_from_slice(&bytes[to as usize..]);
+    write_atomic(path, &v)
+}
+
+fn open_sealed(
+    dir: &Path,
+    shard: ShardId,
+    id: SegmentId,
+    min_ts: u64,
+    opts: &LogOptions,
+) -> Result<Sealed> {
+    let path = segment::log_path(dir, id);
+    let (file, len) = segment::open(dir, id)?;
+    let idx_path = segment::index_path(dir, id);
+    let from_file = std::fs::read(&idx_path)
+        .ok()
+        .and_then(|b| SparseIndex::decode(&b, len).ok())
+        .filter(|ix| !ix.entries().is_empty());
+    if let Some(index) = from_file {
+        // Trust the index for positions; read the first and last batch headers for the
+        // segment's offsets and times (cheap, and checks the index against the log).
+        if let Some(s) = summarize_with_index(&file, len, &index, &path) {
+            return Ok(Sealed {
+                id,
+                path,
+                file: Arc::new(file),
+                len,
+                first_offset: s.0,
+                next_offset: s.1,
+                first_timestamp_ms: s.2,
+                last_timestamp_ms: s.3,
+                index,
+                map: OnceLock::new(),
+            });
+        }
+    }
+    // Missing, stale or damaged index: rebuild it by scanning (which also verifies every batch).
+    let bytes = mmap::map_sealed(&file, len).map_err(|e| Error::io("map segment", &path, e))?;
+    let mut scan = recovery::scan(&bytes, id.0, min_ts, opts.index_interval_bytes);
+    let mut len = len;
+    if let Some(d) = scan.damage.clone() {
+        match (opts.recovery, d.resume_at) {
+            (RecoveryMode::SkipCorrupt, resume) => {
+                let to = resume.unwrap_or(len);
+                tracing::warn!(
+                    "skipping corrupt bytes {}..{to} of {} ({})",
+                    d.pos,
+                    path.display(),
+                    d.reason
+                );
+                drop(bytes);
+                let raw = std::fs::read(&path).map_err(|e| Error::io("read segment", &path, e))?;
+                cut_range(&path, &raw, d.pos, to)?;
+                return open_sealed(dir, shard, id, min_ts, opts);
+            }
+            (RecoveryMode::Refuse, _) => {
+                return Err(corrupt(shard, id, &path, d.pos, d.reason));
+            }
+        }
+    }
+    len = len.min(scan.valid_len);
+    if scan.index.entries().is_empty() {
+        return Err(corrupt(
+            shard,
+            id,
+            &path,
+            segment::HEADER_LEN as u64,
+            "sealed segment holds no batch".into(),
+        ));
+    }
+    if let Err(e) = write_atomic(&idx_path, &scan.index.encode(len)) {
+        tracing::warn!("rewriting index {}: {e}", idx_path.display());
+    }
+    let index = std::mem::take(&mut scan.index);
+    Ok(Sealed {
+        id,
+        path,
+        file: Arc::new(file),
+        len,
+        first_offset: scan.first_offset.unwrap_or(id.0),
+        next_offset: scan.next_offset,
+        first_timestamp_ms: scan.first_timestamp_ms.unwrap_or(min_ts),
+        last_timestamp_ms: scan.last_timestamp_ms,
+        index,
+        map: OnceLock::new(),
+    })
+}
+
+/// First offset, next offset, first and last timestamps of a sealed segment, from its first
+/// indexed batch and a walk of the batches after its last index entry. `None` if anything
+/// does not line up (the caller then rebuilds by scanning).
+fn summarize_with_index(
+    file: &File,
+    len: u64,
+    index: &SparseIndex,
+    _path: &Path,
+) -> Option<(u64, u64, u64, u64)> {
+    let first = index.entries().first()?;
+    let last = index.entries().last()?;
+    let tail = segment::read_at(file, last.pos, (len - last.pos) as usize).ok()?;
+    let mut pos = 0usize;
+    let mut h_last: Option<BatchHeader> = None;
+    while pos < tail.len() {
+        let h = batch::decode_header(&tail[pos..]).ok()?;
+        pos += h.len as usize;
+        h_last = Some(h);
+    }
+    let h_last = h_last?;
+    if pos != tail.len() {
+        return None;
+    }
+    Some((
+        first.offset,
+        h_last.next_offset().0,
+        first.timestamp_ms,
+        h_last.last_timestamp_ms,
+    ))
+}
+
+fn open_active(
+    dir: &Path,
+    shard: ShardId,
+    id: SegmentId,
+    min_ts: u64,
+    opts: &LogOptions,
+) -> Result<(Active, Scan)> {
+    let path = segment::log_path(dir, id);
+    let raw_len = std::fs::metadata(&path)
+        .map_err(|e| Error::io("stat segment", &path, e))?
+        .len();
+    if raw_len < segment::HEADER_LEN as u64 {
+        // A crash while the segment was being created, before its header was synced: it
+        // holds no batch, so start it again.
+        std::fs::remove_file(&path).map_err(|e| Error::io("remove torn segment", &path, e))?;
+        let file = segment::create(dir, id)?;
+        fsync_dir(dir)?;
+        let scan = Scan {
+            valid_len: segment::HEADER_LEN as u64,
+            next_offset: id.0,
+            last_timestamp_ms: min_ts,
+            ..Scan::default()
+        };
+        return Ok((new_active(dir, id, file), scan));
+    }
+    let (file, len) = segment::open(dir, id)?;
+    let bytes = segment::read_at(&file, 0, len as usize)
+        .map_err(|e| Error::io("read segment", &path, e))?;
+    let scan = recovery::scan(&bytes, id.0, min_ts, opts.index_interval_bytes);
+    if let Some(d) = &scan.damage {
+        match (d.resume_at, opts.recovery) {
+            (None, _) => {
+                tracing::info!(
+                    "truncating torn tail of {} at byte {} ({}; {} bytes dropped)",
+                    path.display(),
+                    d.pos,
+                    d.reason,
+                    len - d.pos
+                );
+                file.set_len(d.pos)
+                    .map_err(|e| Error::io("truncate torn tail", &path, e))?;
+                file.sync_all()
+                    .map_err(|e| Error::io("sync truncated segment", &path, e))?;
+            }
+            (Some(resume), RecoveryMode::SkipCorrupt) => {
+                tracing::warn!(
+                    "skipping corrupt bytes {}..{resume} of {} ({})",
+                    d.pos,
+                    path.display(),
+                    d.reason
+                );
+                drop(file);
+                cut_range(&path, &bytes, d.pos, resume)?;
+                return open_active(dir, shard, id, min_ts, opts);
+            }
+            (Some(_), RecoveryMode::Refuse) => {
+                return Err(corrupt(shard, id, &path, d.pos, d.reason.clone()));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(segment::index_path(dir, id));
+    let active = Active {
+        id,
+        path,
+        file: Arc::new(file),
+        reserved_len: scan.valid_len,
+        visible_len: scan.valid_len,
+        index: scan.index.clone(),
+        first_offset: scan.first_offset,
+        first_timestamp_ms: scan.first_timestamp_ms,
+    };
+    Ok((active, scan))
+}
