@@ -1,0 +1,3 @@
+//! Black-box tests of the engine through its public API, on real files.
+
+mod basics;
