@@ -61,6 +61,10 @@ impl DataDir {
             Err(TryLockError::WouldBlock) => {
                 return Err(Error::Locked {
                     path: path.to_path_buf(),
+                    holder: DataDir::holder_pid(path).map_or_else(
+                        || "another process".to_string(),
+                        |pid| format!("process {pid}"),
+                    ),
                     lock: lock_path,
                 })
             }
@@ -148,7 +152,7 @@ mod tests {
         let first = DataDir::open(&dir).unwrap();
         assert_eq!(first.path(), dir);
         match DataDir::open(&dir) {
-            Err(Error::Locked { path, lock }) => {
+            Err(Error::Locked { path, lock, .. }) => {
                 assert_eq!(path, dir);
                 assert_eq!(lock, dir.join(LOCK_FILE));
             }

@@ -22,8 +22,13 @@ pub enum Error {
     },
 
     /// Another process holds the data directory.
-    #[error("data directory {path} is in use by another process (lock file {lock} is held); stop that process or choose another --data-dir")]
-    Locked { path: PathBuf, lock: PathBuf },
+    #[error("data directory {path} is in use by {holder} (lock file {lock} is held); stop that process or choose another --data-dir")]
+    Locked {
+        path: PathBuf,
+        lock: PathBuf,
+        /// Who holds it, as far as the lock file says (`process 1234`).
+        holder: String,
+    },
 
     /// A batch in the middle of a log (not a torn tail) fails its checksum or framing.
     #[error("corrupt log: {reason} in segment {path} at byte {offset} (shard {shard}); refusing to open the shard. Restore the file, or reopen with recovery mode `skip-corrupt` to drop the damaged batch")]
@@ -89,9 +94,10 @@ impl Error {
                 path: path.clone(),
                 source: std::io::Error::new(source.kind(), source.to_string()),
             },
-            Error::Locked { path, lock } => Error::Locked {
+            Error::Locked { path, lock, holder } => Error::Locked {
                 path: path.clone(),
                 lock: lock.clone(),
+                holder: holder.clone(),
             },
             Error::Corrupt {
                 shard,
