@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::io::IoMode;
 use crate::log::recovery::RecoveryMode;
 use crate::log::{LogOptions, ReadMode};
@@ -37,6 +38,32 @@ pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
 pub const MIN_RETENTION_HOURS: u32 = 24;
 pub const MAX_RETENTION_HOURS: u32 = 8760;
+
+/// Checks a retention period against Kinesis's range.
+///
+/// # Errors
+/// [`Error::InvalidInput`] outside 24 to 8760 hours.
+pub fn check_retention_hours(hours: u32) -> Result<()> {
+    if !(MIN_RETENTION_HOURS..=MAX_RETENTION_HOURS).contains(&hours) {
+        return Err(Error::InvalidInput(format!(
+            "retention period must be {MIN_RETENTION_HOURS} to {MAX_RETENTION_HOURS} hours, got {hours}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a record size limit: 1 byte to 10 MiB.
+///
+/// # Errors
+/// [`Error::InvalidInput`] outside that range.
+pub fn check_max_record_bytes(bytes: u32) -> Result<()> {
+    if bytes == 0 || bytes > MAX_MAX_RECORD_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "record size limit must be 1 to {MAX_MAX_RECORD_BYTES} bytes, got {bytes}"
+        )));
+    }
+    Ok(())
+}
 
 /// Everything the engine can be configured with.
 #[derive(Debug, Clone)]

@@ -22,7 +22,10 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::commit::Committer;
-use crate::config::{EngineConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_RETENTION_HOURS};
+use crate::config::{
+    check_max_record_bytes, check_retention_hours, EngineConfig, DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_RETENTION_HOURS,
+};
 use crate::datadir::{fsync_dir, DataDir};
 use crate::error::{Error, Result};
 use crate::hashkey::uniform_ranges;
@@ -191,6 +194,12 @@ impl Engine {
             return Err(Error::InvalidInput(
                 "a stream needs at least one shard".into(),
             ));
+        }
+        if let Some(h) = spec.retention_hours {
+            check_retention_hours(h)?;
+        }
+        if let Some(b) = spec.max_record_bytes {
+            check_max_record_bytes(b)?;
         }
         let created = now_ms();
         let dir_name = format!("{created}-{}", spec.name);

@@ -141,6 +141,31 @@ impl Stream {
         Ok(out)
     }
 
+    /// Sets the retention period (Increase/DecreaseStreamRetentionPeriod); segments past
+    /// it go at the next maintenance run.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] outside 24 to 8760 hours; I/O errors.
+    pub fn set_retention_hours(&self, hours: u32) -> Result<()> {
+        crate::config::check_retention_hours(hours)?;
+        self.update_meta(|m| {
+            m.retention_hours = hours;
+            Ok(())
+        })
+    }
+
+    /// Sets the largest record (partition key plus data) the stream accepts.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] above 10 MiB; I/O errors.
+    pub fn set_max_record_bytes(&self, bytes: u32) -> Result<()> {
+        crate::config::check_max_record_bytes(bytes)?;
+        self.update_meta(|m| {
+            m.max_record_bytes = bytes;
+            Ok(())
+        })
+    }
+
     /// A shard by id, open or closed.
     pub fn shard(&self, id: ShardId) -> Option<Arc<Shard>> {
         self.shards.read().get(&id).cloned()
