@@ -1,6 +1,9 @@
 //! The `shardline` binary: one entry point with subcommands.
 //!
-//! - `shardline serve`: open the data directory and run the engine until SIGTERM or Ctrl-C.
+//! - `shardline serve`: open the data directory and serve the Kinesis API until SIGTERM or
+//!   Ctrl-C.
+
+mod api;
 
 use std::path::PathBuf;
 
@@ -28,6 +31,12 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Address for the Kinesis HTTP API (HTTP/1.1 and h2c).
+    #[arg(long, default_value = "127.0.0.1:4567")]
+    listen: std::net::SocketAddr,
+    /// Shard iterator lifetime in seconds (AWS: 300).
+    #[arg(long, default_value_t = 300)]
+    iterator_ttl_secs: u64,
     /// Where streams are stored.
     #[arg(long, default_value = "./shardline-data")]
     data_dir: PathBuf,
@@ -97,13 +106,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    println!(
-        "engine ready: data dir {}, {} streams, io backend {}",
-        engine.path().display(),
-        engine.streams().len(),
-        engine.io_backend()
-    );
-    runtime.block_on(shutdown_signal())?;
+    let iterators = api::iterator::IteratorCodec::load_or_create(engine.path())
+        .context("loading the shard iterator key")?;
+    let state = std::sync::Arc::new(api::Api {
+        engine: engine.clone(),
+        iterators,
+        config: api::ApiConfig {
+            iterator_ttl: std::time::Duration::from_secs(args.iterator_ttl_secs),
+        },
+    });
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        println!("listening on http://{addr}");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(api::server::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        let signal = shutdown_signal().await;
+        let _ = tx.send(());
+        let _ = server.await;
+        signal
+    })?;
     engine.shutdown();
     Ok(())
 }
