@@ -125,11 +125,12 @@ impl Committer {
             if ops.is_empty() {
                 continue;
             }
-            let results = backend.submit(&ops);
-            for ((shard, pos, pending), (op, result)) in
-                taken.into_iter().zip(ops.iter().zip(results))
+            let lens: Vec<u64> = ops.iter().map(|op| op.data.len() as u64).collect();
+            let results = backend.submit(&mut ops);
+            for ((shard, pos, pending), (len, result)) in
+                taken.into_iter().zip(lens.into_iter().zip(results))
             {
-                if shard.finish_write(pos, op.data.len() as u64, pending, result) {
+                if shard.finish_write(pos, len, pending, result) {
                     self.enqueue(shard);
                 }
             }

@@ -241,6 +241,9 @@ impl Engine {
             warm_throughput_mibps: None,
             reshard_history_ms: Vec::new(),
         };
+        // Shard logs first (each created durably), then the metadata that names them: a
+        // stream.meta never lists a shard whose directory a crash could have lost.
+        Stream::create_shard_logs(&dir, &m, &self.config)?;
         meta::write_stream(&dir, &m)?;
         fsync_dir(&streams_dir(self.data.path()))?;
         let stream = Arc::new(Stream::open(

@@ -31,7 +31,7 @@ pub enum Error {
     },
 
     /// A batch in the middle of a log (not a torn tail) fails its checksum or framing.
-    #[error("corrupt log: {reason} in segment {path} at byte {offset} (shard {shard}); refusing to open the shard. Restore the file, or reopen with recovery mode `skip-corrupt` to drop the damaged batch")]
+    #[error("corrupt log: {reason} in segment {path} at byte {offset} (shard {shard}). Restore the file, or reopen with recovery mode `skip-corrupt` (which verifies every segment) to drop the damaged bytes")]
     Corrupt {
         shard: ShardId,
         segment: SegmentId,

@@ -148,7 +148,10 @@ impl Shard {
         }
         let base = Offset(st.assigned_next);
         let ts = now_ms().max(st.last_assigned_ts);
-        batch.seal(base, ts);
+        // The committer takes the whole pending buffer as one write, so the batch that finds
+        // it empty is the first of its write.
+        let write_start = st.pending.is_empty();
+        batch.seal(base, ts, write_start);
         let count = batch.record_count();
         let header = BatchHeader {
             len: batch.len() as u32,
@@ -156,6 +159,11 @@ impl Shard {
             record_count: count,
             first_timestamp_ms: ts,
             last_timestamp_ms: ts,
+            flags: if write_start {
+                crate::log::batch::FLAG_WRITE_START
+            } else {
+                0
+            },
         };
         let p = &mut st.pending;
         let rel = p.buf.len() as u64;
@@ -390,9 +398,20 @@ impl Shard {
     /// I/O errors from deleting or rolling.
     pub fn enforce_retention(&self, cutoff_ms: u64, byte_cap: Option<u64>) -> Result<usize> {
         let mut st = self.state.lock();
-        if st.log.roll_due(now_ms()) {
-            st.log.roll()?;
+        let result = if st.log.roll_due(now_ms()) {
+            st.log
+                .roll()
+                .and_then(|()| st.log.trim(cutoff_ms, byte_cap))
+        } else {
+            st.log.trim(cutoff_ms, byte_cap)
+        };
+        if let Err(e) = &result {
+            // A failed roll or delete leaves the log's files in doubt: refuse writes until a
+            // reopen recovers them, as after a failed write.
+            if st.poisoned.is_none() {
+                st.poisoned = Some(format!("retention or segment roll failed: {e}"));
+            }
         }
-        st.log.trim(cutoff_ms, byte_cap)
+        result
     }
 }

@@ -89,7 +89,14 @@ impl Stream {
     ) -> Result<Stream> {
         let mut shards = BTreeMap::new();
         for sm in &meta.shards {
-            let log = ShardLog::open(&shard_dir(&dir, sm.id), sm.id, 0, config.log.clone())?;
+            let sdir = shard_dir(&dir, sm.id);
+            if !sdir.is_dir() {
+                return Err(Error::BadFormat {
+                    path: sdir,
+                    reason: "shard directory listed in stream.meta is missing".into(),
+                });
+            }
+            let log = ShardLog::open(&sdir, sm.id, 0, config.log.clone())?;
             let shard = Shard::new(sm.id, meta.name.clone(), log, committer.clone());
             if !sm.is_open() {
                 shard.mark_closed();
@@ -106,6 +113,18 @@ impl Stream {
         };
         s.rebuild_routes();
         Ok(s)
+    }
+
+    /// Creates the (empty) logs of a new stream's shards, durably.
+    pub(crate) fn create_shard_logs(
+        dir: &Path,
+        meta: &StreamMeta,
+        config: &EngineConfig,
+    ) -> Result<()> {
+        for sm in &meta.shards {
+            ShardLog::open(&shard_dir(dir, sm.id), sm.id, 0, config.log.clone())?;
+        }
+        Ok(())
     }
 
     fn rebuild_routes(&self) {

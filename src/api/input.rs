@@ -163,7 +163,7 @@ pub fn element(v: &Value) -> Result<Members<'_>, ApiError> {
 /// Decodes standard padded base64 with AWS's error texts.
 pub fn decode_base64(s: &str) -> Result<Bytes, ApiError> {
     let fail = |why: String| ser(format!("'{s}' can not be converted to a Blob: {why}"));
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return Err(fail(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             s.len()

@@ -59,7 +59,7 @@ impl Appender for FaultyAppender {
         "faulty"
     }
 
-    fn submit(&mut self, ops: &[WriteOp]) -> Vec<io::Result<()>> {
+    fn submit(&mut self, ops: &mut [WriteOp]) -> Vec<io::Result<()>> {
         ops.iter()
             .map(|op| {
                 if FaultPlan::take(&self.plan.writes_before_failure) {

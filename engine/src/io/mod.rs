@@ -34,8 +34,9 @@ pub trait Appender: Send {
     fn name(&self) -> &'static str;
 
     /// Performs every op and returns one result per op, in order. An op succeeds only if all
-    /// its bytes were written and, when asked, synced.
-    fn submit(&mut self, ops: &[WriteOp]) -> Vec<io::Result<()>>;
+    /// its bytes were written and, when asked, synced. A backend may take an op's buffer
+    /// (leaving it empty) when it cannot prove the kernel is done with it; that op then fails.
+    fn submit(&mut self, ops: &mut [WriteOp]) -> Vec<io::Result<()>>;
 }
 
 /// Which backend the engine uses.

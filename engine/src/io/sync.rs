@@ -23,7 +23,7 @@ impl Appender for SyncAppender {
         "sync"
     }
 
-    fn submit(&mut self, ops: &[WriteOp]) -> Vec<io::Result<()>> {
+    fn submit(&mut self, ops: &mut [WriteOp]) -> Vec<io::Result<()>> {
         ops.iter().map(|op| write_op(op, 0)).collect()
     }
 }

@@ -4,11 +4,15 @@
 //! kernel reads our buffers after `submit`, which the type system cannot see.
 //!
 //! Invariants:
-//! - Every buffer pushed to the ring belongs to an op in the `ops` slice that `submit` borrows,
-//!   and `submit` waits for every completion before returning, so no buffer is freed or moved
-//!   while the kernel may still read it.
+//! - Every buffer pushed to the ring belongs to an op in the `ops` slice that `submit`
+//!   borrows, and `submit` returns only after every pushed entry completed. If the ring
+//!   itself fails so that completions can no longer be awaited, the buffers of unfinished
+//!   ops are leaked (never freed while the kernel might read them) and those ops fail.
+//! - An op succeeds only if its completion said so: results start as failures.
 //! - A short write breaks the link (the kernel cancels the linked sync); the rest of that op
 //!   is finished with plain system calls, so a short write is never reported as success.
+//! - `user_data` carries a round number, so a stray completion from an earlier round can
+//!   never be credited to an op of this one.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -20,10 +24,19 @@ use super::{Appender, WriteOp};
 
 /// Ring entries; a submit with more ops runs in rounds of `RING_ENTRIES / 2` ops.
 const RING_ENTRIES: u32 = 256;
+/// Attempts at `submit_and_wait` before the ring is declared broken.
+const RING_RETRIES: usize = 100;
 
 /// io_uring with linked write + fdatasync.
 pub struct UringAppender {
     ring: IoUring,
+    round: u32,
+    /// Set when the ring failed; later submits use plain system calls.
+    broken: bool,
+}
+
+fn user_data(round: u32, op: usize, is_sync: bool) -> u64 {
+    (u64::from(round) << 32) | ((op as u64) << 1) | u64::from(is_sync)
 }
 
 impl UringAppender {
@@ -34,13 +47,18 @@ impl UringAppender {
     pub fn new() -> io::Result<UringAppender> {
         Ok(UringAppender {
             ring: IoUring::new(RING_ENTRIES)?,
+            round: 0,
+            broken: false,
         })
     }
 
-    fn round(&mut self, ops: &[WriteOp], results: &mut [io::Result<()>]) {
+    fn round(&mut self, ops: &mut [WriteOp], results: &mut [io::Result<()>]) {
+        self.round = self.round.wrapping_add(1);
+        let round = self.round;
         // Per op: bytes written by the ring, and the sync's outcome.
         let mut written: Vec<Option<i32>> = vec![None; ops.len()];
         let mut synced: Vec<Option<i32>> = vec![None; ops.len()];
+        let mut pushed = vec![false; ops.len()];
         let mut expected = 0usize;
         for (i, op) in ops.iter().enumerate() {
             let fd = types::Fd(op.file.as_raw_fd());
@@ -49,55 +67,73 @@ impl UringAppender {
             let mut write = opcode::Write::new(fd, op.data.as_ptr(), len)
                 .offset(op.pos)
                 .build()
-                .user_data((i as u64) << 1);
+                .user_data(user_data(round, i, false));
             if op.sync {
                 write = write.flags(squeue::Flags::IO_LINK);
             }
-            // SAFETY: `op.data` lives in `ops`, borrowed for this whole call, and we wait for
-            // this entry's completion below before returning; the ring has room because a
-            // round holds at most RING_ENTRIES / 2 ops of two entries each.
-            let pushed = unsafe { self.ring.submission().push(&write) };
-            if pushed.is_err() {
-                written[i] = Some(-libc::EAGAIN);
+            let sync = opcode::Fsync::new(fd)
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(user_data(round, i, true));
+            let mut sq = self.ring.submission();
+            let room = sq.capacity() - sq.len();
+            if room < 1 + usize::from(op.sync) {
+                // Cannot happen with rounds of RING_ENTRIES / 2 ops; finish it the portable way.
                 continue;
+            }
+            // SAFETY: `op.data` lives in `ops`, borrowed for this whole call, and this round
+            // waits for the entry's completion before returning (or leaks the buffer if the
+            // ring breaks); the queue has room for the entry, checked above.
+            unsafe {
+                let _ = sq.push(&write);
             }
             expected += 1;
             if op.sync {
-                let sync = opcode::Fsync::new(fd)
-                    .flags(types::FsyncFlags::DATASYNC)
-                    .build()
-                    .user_data(((i as u64) << 1) | 1);
-                // SAFETY: an fsync entry references no memory.
-                if unsafe { self.ring.submission().push(&sync) }.is_ok() {
-                    expected += 1;
-                } else {
-                    synced[i] = Some(-libc::EAGAIN);
+                // SAFETY: an fsync entry references no memory; room was checked above.
+                unsafe {
+                    let _ = sq.push(&sync);
                 }
+                expected += 1;
             }
+            pushed[i] = true;
         }
         let mut seen = 0usize;
+        let mut failures = 0usize;
         while seen < expected {
-            if let Err(e) = self.ring.submit_and_wait(expected - seen) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // The ring itself failed: finish every unfinished op the portable way.
-                for (i, op) in ops.iter().enumerate() {
-                    if written[i].is_none() {
-                        results[i] = super::sync::write_op(op, 0);
-                        written[i] = Some(op.data.len() as i32);
-                        synced[i] = Some(0);
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => failures = 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    failures += 1;
+                    if failures < RING_RETRIES {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        continue;
                     }
+                    tracing::error!("io_uring failed ({e}); falling back to pwrite/fdatasync");
+                    self.broken = true;
+                    for (i, op) in ops.iter_mut().enumerate() {
+                        let done = written[i].is_some() && (!op.sync || synced[i].is_some());
+                        if pushed[i] && !done {
+                            // The kernel may still read this buffer: never free it.
+                            std::mem::forget(std::mem::take(&mut op.data));
+                            results[i] = Err(io::Error::other(format!("io_uring failed: {e}")));
+                            pushed[i] = false;
+                        }
+                    }
+                    break;
                 }
-                return;
             }
             for cqe in self.ring.completion() {
+                let ud = cqe.user_data();
+                if (ud >> 32) as u32 != round {
+                    continue;
+                }
                 seen += 1;
-                let i = (cqe.user_data() >> 1) as usize;
+                let i = ((ud & 0xffff_ffff) >> 1) as usize;
                 if i >= ops.len() {
                     continue;
                 }
-                if cqe.user_data() & 1 == 0 {
+                if ud & 1 == 0 {
                     written[i] = Some(cqe.result());
                 } else {
                     synced[i] = Some(cqe.result());
@@ -105,13 +141,16 @@ impl UringAppender {
             }
         }
         for (i, op) in ops.iter().enumerate() {
+            if !pushed[i] {
+                if op.data.is_empty() && results[i].is_err() {
+                    continue;
+                }
+                results[i] = super::sync::write_op(op, 0);
+                continue;
+            }
             let w = written[i].unwrap_or(-libc::EIO);
             results[i] = if w < 0 {
-                if w == -libc::EAGAIN {
-                    super::sync::write_op(op, 0)
-                } else {
-                    Err(io::Error::from_raw_os_error(-w))
-                }
+                Err(io::Error::from_raw_os_error(-w))
             } else if (w as usize) < op.data.len() {
                 // Short write: the linked sync was cancelled; finish with system calls.
                 super::sync::write_op(op, w as usize)
@@ -120,9 +159,9 @@ impl UringAppender {
             } else {
                 match synced[i] {
                     Some(s) if s >= 0 => Ok(()),
-                    Some(s) if s == -libc::ECANCELED || s == -libc::EAGAIN => op.file.sync_data(),
+                    Some(s) if s == -libc::ECANCELED => op.file.sync_data(),
                     Some(s) => Err(io::Error::from_raw_os_error(-s)),
-                    None => op.file.sync_data(),
+                    None => Err(io::Error::other("fdatasync did not complete")),
                 }
             };
         }
@@ -134,10 +173,16 @@ impl Appender for UringAppender {
         "uring"
     }
 
-    fn submit(&mut self, ops: &[WriteOp]) -> Vec<io::Result<()>> {
-        let mut results: Vec<io::Result<()>> = ops.iter().map(|_| Ok(())).collect();
+    fn submit(&mut self, ops: &mut [WriteOp]) -> Vec<io::Result<()>> {
+        if self.broken {
+            return super::sync::SyncAppender.submit(ops);
+        }
+        let mut results: Vec<io::Result<()>> = ops
+            .iter()
+            .map(|_| Err(io::Error::other("not performed")))
+            .collect();
         let per_round = (RING_ENTRIES / 2) as usize;
-        for (chunk, res) in ops.chunks(per_round).zip(results.chunks_mut(per_round)) {
+        for (chunk, res) in ops.chunks_mut(per_round).zip(results.chunks_mut(per_round)) {
             self.round(chunk, res);
         }
         results
@@ -157,7 +202,7 @@ mod tests {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        let ops: Vec<WriteOp> = (0..300)
+        let mut ops: Vec<WriteOp> = (0..300)
             .map(|i| WriteOp {
                 file: Arc::new(
                     std::fs::File::options()
@@ -173,7 +218,7 @@ mod tests {
                 sync: i % 2 == 0,
             })
             .collect();
-        let res = ring.submit(&ops);
+        let res = ring.submit(&mut ops);
         assert!(res.iter().all(|r| r.is_ok()));
         for (i, op) in ops.iter().enumerate() {
             let mut b = vec![0u8; 1000 + i];
@@ -192,7 +237,7 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         // Opened read-only: the write must fail with EBADF, and not be reported as success.
         let f = Arc::new(std::fs::File::open(&path).unwrap());
-        let res = ring.submit(&[WriteOp {
+        let res = ring.submit(&mut [WriteOp {
             file: f,
             pos: 0,
             data: vec![1; 10],

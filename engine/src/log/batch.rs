@@ -20,8 +20,8 @@ pub(crate) const LEN_OFFSET: usize = 0;
 pub(crate) const CRC_OFFSET: usize = LEN_OFFSET + size_of::<u32>();
 pub(crate) const BASE_OFFSET_OFFSET: usize = CRC_OFFSET + size_of::<u32>();
 pub(crate) const COUNT_OFFSET: usize = BASE_OFFSET_OFFSET + size_of::<u64>();
-pub(crate) const RESERVED_OFFSET: usize = COUNT_OFFSET + size_of::<u32>();
-pub(crate) const FIRST_TS_OFFSET: usize = RESERVED_OFFSET + size_of::<u32>();
+pub(crate) const FLAGS_OFFSET: usize = COUNT_OFFSET + size_of::<u32>();
+pub(crate) const FIRST_TS_OFFSET: usize = FLAGS_OFFSET + size_of::<u32>();
 pub(crate) const LAST_TS_OFFSET: usize = FIRST_TS_OFFSET + size_of::<u64>();
 /// Size of the fixed batch header.
 pub const HEADER_LEN: usize = LAST_TS_OFFSET + size_of::<u64>();
@@ -31,6 +31,11 @@ pub(crate) const REC_KEY_LEN_OFFSET: usize = REC_TS_DELTA_OFFSET + size_of::<u32
 pub(crate) const REC_DATA_LEN_OFFSET: usize = REC_KEY_LEN_OFFSET + size_of::<u16>();
 /// Size of the fixed per-record header.
 pub const RECORD_HEADER_LEN: usize = REC_DATA_LEN_OFFSET + size_of::<u32>();
+
+/// Flag: this batch is the first of a write (one group commit). Recovery uses it to tell a
+/// torn last write from damage before a later, completed write.
+pub const FLAG_WRITE_START: u32 = 1;
+const KNOWN_FLAGS: u32 = FLAG_WRITE_START;
 
 /// Largest batch the log accepts (one append of the biggest records).
 pub const MAX_BATCH_BYTES: usize = 256 << 20;
@@ -53,6 +58,8 @@ pub struct BatchHeader {
     pub record_count: u32,
     pub first_timestamp_ms: u64,
     pub last_timestamp_ms: u64,
+    /// [`FLAG_WRITE_START`] or nothing; other bits must be zero.
+    pub flags: u32,
 }
 
 impl BatchHeader {
@@ -175,15 +182,16 @@ impl PendingBatch {
         false
     }
 
-    /// Assigns the batch its base offset and arrival time (shared by all its records) and
-    /// completes the header and CRC.
-    pub fn seal(&mut self, base_offset: Offset, timestamp_ms: u64) {
+    /// Assigns the batch its base offset and arrival time (shared by all its records), marks
+    /// whether it starts a write, and completes the header and CRC.
+    pub fn seal(&mut self, base_offset: Offset, timestamp_ms: u64, write_start: bool) {
         let len = self.buf.len() as u32;
         let b = &mut self.buf;
         b[LEN_OFFSET..CRC_OFFSET].copy_from_slice(&len.to_le_bytes());
         b[BASE_OFFSET_OFFSET..COUNT_OFFSET].copy_from_slice(&base_offset.0.to_le_bytes());
-        b[COUNT_OFFSET..RESERVED_OFFSET].copy_from_slice(&self.record_count.to_le_bytes());
-        b[RESERVED_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&0u32.to_le_bytes());
+        b[COUNT_OFFSET..FLAGS_OFFSET].copy_from_slice(&self.record_count.to_le_bytes());
+        let flags = if write_start { FLAG_WRITE_START } else { 0 };
+        b[FLAGS_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&flags.to_le_bytes());
         b[FIRST_TS_OFFSET..LAST_TS_OFFSET].copy_from_slice(&timestamp_ms.to_le_bytes());
         b[LAST_TS_OFFSET..HEADER_LEN].copy_from_slice(&timestamp_ms.to_le_bytes());
         let mut h = crc32fast::Hasher::new();
@@ -209,7 +217,7 @@ pub fn decode_header(b: &[u8]) -> Result<BatchHeader, DecodeError> {
     }
     let len = u32_at(b, LEN_OFFSET);
     let record_count = u32_at(b, COUNT_OFFSET);
-    let reserved = u32_at(b, RESERVED_OFFSET);
+    let flags = u32_at(b, FLAGS_OFFSET);
     if (len as usize) < HEADER_LEN + RECORD_HEADER_LEN || len as usize > MAX_BATCH_BYTES {
         return Err(DecodeError::Bad(format!("batch length {len} out of range")));
     }
@@ -220,10 +228,8 @@ pub fn decode_header(b: &[u8]) -> Result<BatchHeader, DecodeError> {
             "record count {record_count} impossible for a batch of {len} bytes"
         )));
     }
-    if reserved != 0 {
-        return Err(DecodeError::Bad(format!(
-            "reserved field is {reserved:#x}, not zero"
-        )));
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(DecodeError::Bad(format!("unknown flags {flags:#x}")));
     }
     let header = BatchHeader {
         len,
@@ -231,6 +237,7 @@ pub fn decode_header(b: &[u8]) -> Result<BatchHeader, DecodeError> {
         record_count,
         first_timestamp_ms: u64_at(b, FIRST_TS_OFFSET),
         last_timestamp_ms: u64_at(b, LAST_TS_OFFSET),
+        flags,
     };
     if header.last_timestamp_ms < header.first_timestamp_ms {
         return Err(DecodeError::Bad(
@@ -335,7 +342,7 @@ mod tests {
             })
             .collect();
         let mut p = PendingBatch::encode(&refs).unwrap();
-        p.seal(Offset(base), ts);
+        p.seal(Offset(base), ts, true);
         Bytes::from(p.buf)
     }
 
@@ -356,6 +363,7 @@ mod tests {
         out.clear();
         records(&h, &b, Offset(9), &mut out).unwrap();
         assert_eq!(out.len(), 1);
+        assert_eq!(h.flags, FLAG_WRITE_START);
     }
 
     #[test]

@@ -199,6 +199,7 @@ mod tests {
             record_count: 10,
             first_timestamp_ms: ts,
             last_timestamp_ms: ts,
+            flags: 0,
         }
     }
 

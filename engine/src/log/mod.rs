@@ -198,6 +198,10 @@ impl ShardLog {
         let id = SegmentId(start);
         let file = segment::create(dir, id)?;
         fsync_dir(dir)?;
+        // The shard directory itself must survive a crash too.
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
         Ok(ShardLog {
             dir: dir.to_path_buf(),
             shard,
@@ -427,8 +431,11 @@ fn open_sealed(
     let path = segment::log_path(dir, id);
     let (file, len) = segment::open(dir, id)?;
     let idx_path = segment::index_path(dir, id);
+    // Skip-corrupt recovery verifies every sealed segment by scanning it, ignoring indexes.
+    let trust_index = opts.recovery == RecoveryMode::Refuse;
     let from_file = std::fs::read(&idx_path)
         .ok()
+        .filter(|_| trust_index)
         .and_then(|b| SparseIndex::decode(&b, len).ok())
         .filter(|ix| !ix.entries().is_empty());
     if let Some(index) = from_file {

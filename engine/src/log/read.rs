@@ -206,7 +206,7 @@ impl LogView {
             out.next = Offset(from.max(out.next.0));
             return Ok(out);
         }
-        let hint = (limits.max_bytes + (64 << 10)).min(16 << 20);
+        let hint = limits.max_bytes.saturating_add(64 << 10).min(16 << 20);
         let first = self.sealed.partition_point(|s| s.next_offset <= from);
         for seg in &self.sealed[first..] {
             let pos = seg.index.position_for_offset(from);

@@ -2,12 +2,15 @@
 //!
 //! Invariants:
 //! - A scan stops at the first batch that is incomplete or fails its checks. If a valid batch
-//!   starts anywhere after that point, the damage is mid-log corruption, which is never
-//!   silently dropped: the shard refuses to open unless the operator chose
-//!   [`RecoveryMode::SkipCorrupt`]. Otherwise it is a torn tail: the bytes of a write that
-//!   never completed, which were therefore never acknowledged, and which the caller truncates
-//!   (only ever in the last segment; sealed segments were synced before their successor
-//!   existed, so damage in them is always corruption).
+//!   that *starts a write* ([`batch::FLAG_WRITE_START`]) lies anywhere after that point, the
+//!   damage is mid-log corruption: a shard has at most one write in flight and, with
+//!   durability `sync`, a write starts only after the previous one was synced, so damage
+//!   before a later write's start hit acknowledged data. It is never silently dropped: the
+//!   shard refuses to open unless the operator chose [`RecoveryMode::SkipCorrupt`].
+//!   Otherwise the damage lies within the last write, which never completed and so was never
+//!   acknowledged (the disk may even have kept a later page of it and lost an earlier one):
+//!   a torn tail, which the caller truncates. Only the last segment can have a torn tail;
+//!   sealed segments were synced before their successor existed.
 //! - Offsets increase from batch to batch (a gap is possible only where a batch was skipped),
 //!   and arrival times never decrease.
 
@@ -31,8 +34,8 @@ pub struct Damage {
     /// File position of the first bad byte range.
     pub pos: u64,
     pub reason: String,
-    /// Position of the next valid batch after the damage, if there is one (then the damage
-    /// is mid-log corruption rather than a torn tail).
+    /// Position of the next valid batch that starts a write, if there is one (then the
+    /// damage is mid-log corruption rather than a torn tail).
     pub resume_at: Option<u64>,
 }
 
@@ -107,11 +110,14 @@ pub fn scan(bytes: &[u8], base: u64, min_ts: u64, index_interval_bytes: u64) -> 
     s
 }
 
-/// Looks for a position at or after `from` where a valid batch starts, one whose offset and
-/// time could follow the intact prefix.
+/// Looks for a position at or after `from` where a valid batch starts a write, with an
+/// offset and time that could follow the intact prefix.
 fn find_next_batch(bytes: &[u8], from: usize, next_offset: u64, last_ts: u64) -> Option<u64> {
     (from..bytes.len().saturating_sub(batch::HEADER_LEN - 1)).find_map(|p| {
         let h = batch::decode_header(&bytes[p..]).ok()?;
+        if h.flags & batch::FLAG_WRITE_START == 0 {
+            return None;
+        }
         check_order(&h, next_offset, last_ts).ok()?;
         batch::verify(&bytes[p..]).ok().map(|_| p as u64)
     })
@@ -139,7 +145,7 @@ mod tests {
                 },
             ])
             .unwrap();
-            p.seal(Offset(100 + 2 * i as u64), 1000 + i as u64);
+            p.seal(Offset(100 + 2 * i as u64), 1000 + i as u64, true);
             v.extend_from_slice(&p.buf);
             ends.push(v.len());
         }
@@ -180,6 +186,31 @@ mod tests {
         assert_eq!(d.pos as usize, ends[0]);
         assert_eq!(d.resume_at, Some(ends[1] as u64));
         assert_eq!(s.valid_len as usize, ends[0]);
+    }
+
+    /// A write of several batches whose earlier page was lost while a later one survived
+    /// (out-of-order writeback at a power loss) is a torn last write, not corruption: none of
+    /// it was acknowledged.
+    #[test]
+    fn damage_inside_the_last_write_is_a_torn_tail_even_if_later_batches_survive() {
+        let mut v = segment::encode_header(SegmentId(100)).to_vec();
+        let mut ends = Vec::new();
+        for i in 0..4u64 {
+            let mut p = PendingBatch::encode(&[RecordRef {
+                partition_key: b"k",
+                data: &[7u8; 60],
+            }])
+            .unwrap();
+            // Batches 0, 1 and 2 each start a write; 2 and 3 form the last write.
+            p.seal(Offset(100 + i), 1000, i != 3);
+            v.extend_from_slice(&p.buf);
+            ends.push(v.len());
+        }
+        v[ends[1] + 50] ^= 0xff;
+        let s = scan(&v, 100, 0, 4096);
+        let d = s.damage.unwrap();
+        assert_eq!(d.pos as usize, ends[1]);
+        assert_eq!(d.resume_at, None);
     }
 
     #[test]

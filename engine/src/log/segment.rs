@@ -118,10 +118,17 @@ pub fn create(dir: &Path, id: SegmentId) -> Result<File> {
         .create_new(true)
         .open(&path)
         .map_err(|e| Error::io("create segment", &path, e))?;
-    std::os::unix::fs::FileExt::write_all_at(&file, &encode_header(id), 0)
-        .map_err(|e| Error::io("write segment header", &path, e))?;
-    file.sync_data()
-        .map_err(|e| Error::io("sync segment header", &path, e))?;
+    let written = std::os::unix::fs::FileExt::write_all_at(&file, &encode_header(id), 0)
+        .map_err(|e| Error::io("write segment header", &path, e))
+        .and_then(|()| {
+            file.sync_data()
+                .map_err(|e| Error::io("sync segment header", &path, e))
+        });
+    if let Err(e) = written {
+        // Leave no half-made segment behind for recovery to trip over.
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
     Ok(file)
 }
 

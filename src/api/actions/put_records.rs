@@ -104,7 +104,7 @@ pub async fn put_record(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         .await
         .into_iter()
         .next()
-        .unwrap_or_else(|| Err(shardline_engine::Error::ShuttingDown))
+        .unwrap_or(Err(shardline_engine::Error::ShuttingDown))
         .map_err(|e| api.engine_error(e))?;
     let mut fields = result_value(&result);
     fields.push(("EncryptionType", Value::str("NONE")));
