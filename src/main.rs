@@ -5,6 +5,9 @@
 
 mod api;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -26,6 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the engine on a local data directory.
+    #[command(after_help = api::metrics::SERVE_HELP)]
     Serve(ServeArgs),
 }
 
@@ -43,6 +47,18 @@ struct ServeArgs {
     /// `sync`: acknowledge appends once on disk; `none`: once in the page cache.
     #[arg(long, default_value = "sync", value_parser = parse_durability)]
     durability: Durability,
+    /// Milliseconds a stream stays CREATING, UPDATING or DELETING after the change that
+    /// started it, as on AWS (0: changes are immediate and streams are always ACTIVE).
+    #[arg(long, default_value_t = 0)]
+    state_transition_ms: u64,
+    /// Verify SigV4 signatures against the keys in FILE: one `ACCESS_KEY_ID SECRET_ACCESS_KEY`
+    /// per line, `#` comments. Without it any signature (or none) is accepted.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
+    /// Enforce AWS's per-shard quotas: writes 1 MiB/s and 1,000 records/s, reads 5 calls/s
+    /// and 2 MiB/s (ProvisionedThroughputExceededException beyond them).
+    #[arg(long)]
+    emulate_limits: bool,
     /// Create this stream at start if it is missing (NAME:SHARDS; repeatable).
     #[arg(long = "create-stream", value_parser = parse_create_stream)]
     create_streams: Vec<(String, u32)>,
@@ -82,6 +98,8 @@ fn run() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person watching; log files and pipes get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -90,6 +108,11 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let credentials = args
+        .auth
+        .as_deref()
+        .map(api::auth::Credentials::load)
+        .transpose()?;
     let config = EngineConfig {
         durability: args.durability,
         io: IoMode::from_env().map_err(anyhow::Error::msg)?,
@@ -113,7 +136,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         iterators,
         config: api::ApiConfig {
             iterator_ttl: std::time::Duration::from_secs(args.iterator_ttl_secs),
+            state_transition: std::time::Duration::from_millis(args.state_transition_ms),
+            credentials: credentials.map(std::sync::Arc::new),
         },
+        metrics: api::metrics::Metrics::new(),
+        limits: args.emulate_limits.then(api::limits::Limits::default),
     });
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -139,7 +139,12 @@ impl Committer {
 
     /// Stops the threads once the queue is drained.
     pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::Release);
+        {
+            // Under the queue lock: a thread between its `stop` check and its wait would
+            // otherwise miss the wake-up and wait forever.
+            let _queue = self.queue.lock();
+            self.stop.store(true, Ordering::Release);
+        }
         self.wake.notify_all();
         let threads = std::mem::take(&mut *self.threads.lock());
         for t in threads {

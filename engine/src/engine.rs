@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -105,24 +106,15 @@ impl Engine {
             std::fs::remove_dir_all(&trash).map_err(|e| Error::io("empty trash", &trash, e))?;
         }
         let committer = Committer::start(&config.io, config.durability, config.committer_threads)?;
-        let mut streams = BTreeMap::new();
-        let entries = std::fs::read_dir(&sdir).map_err(|e| Error::io("list streams", &sdir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list streams", &sdir, e))?;
-            let dir = entry.path();
-            if !meta::stream_meta_path(&dir).exists() {
-                tracing::warn!(
-                    "removing {} (no stream.meta: creation interrupted)",
-                    dir.display()
-                );
-                std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove debris", &dir, e))?;
-                continue;
+        let streams = match recover_streams(&sdir, &committer, &config) {
+            Ok(streams) => streams,
+            Err(e) => {
+                // Its threads keep the committer alive: stop them, or every refused open
+                // would leak them (and, with io_uring, their rings).
+                committer.shutdown();
+                return Err(e);
             }
-            let m = meta::read_stream(&dir)?;
-            let name = m.name.clone();
-            let stream = Stream::open(dir, m, committer.clone(), config.clone())?;
-            streams.insert(name, Arc::new(stream));
-        }
+        };
         let engine = Arc::new(Engine {
             data,
             config,
@@ -138,15 +130,15 @@ impl Engine {
         let handle = std::thread::Builder::new()
             .name("shardline-maintenance".into())
             .spawn(move || {
-                let step = std::time::Duration::from_millis(100).min(interval);
-                let mut waited = std::time::Duration::ZERO;
+                // Parked between runs; `shutdown` unparks it so that it stops at once.
+                let mut due = Instant::now() + interval;
                 while !stop.load(Ordering::Acquire) {
-                    std::thread::sleep(step);
-                    waited += step;
-                    if waited < interval {
+                    let now = Instant::now();
+                    if now < due {
+                        std::thread::park_timeout(due - now);
                         continue;
                     }
-                    waited = std::time::Duration::ZERO;
+                    due = now + interval;
                     let Some(engine) = weak.upgrade() else { return };
                     if let Err(e) = engine.run_maintenance(now_ms()) {
                         tracing::error!("maintenance: {e}");
@@ -240,6 +232,7 @@ impl Engine {
             enhanced_metrics: Vec::new(),
             warm_throughput_mibps: None,
             reshard_history_ms: Vec::new(),
+            resource_policy: None,
         };
         // Shard logs first (each created durably), then the metadata that names them: a
         // stream.meta never lists a shard whose directory a crash could have lost.
@@ -320,6 +313,7 @@ impl Engine {
         }
         self.committer.shutdown();
         if let Some(h) = self.maintenance.lock().take() {
+            h.thread().unpark();
             let _ = h.join();
         }
     }
@@ -328,6 +322,36 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.maintenance.get_mut().take() {
+            h.thread().unpark();
+        }
         self.committer.shutdown();
     }
+}
+
+/// Opens every stream under `sdir`, removing the debris of interrupted creations.
+fn recover_streams(
+    sdir: &Path,
+    committer: &Arc<Committer>,
+    config: &EngineConfig,
+) -> Result<BTreeMap<String, Arc<Stream>>> {
+    let mut streams = BTreeMap::new();
+    let entries = std::fs::read_dir(sdir).map_err(|e| Error::io("list streams", sdir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list streams", sdir, e))?;
+        let dir = entry.path();
+        if !meta::stream_meta_path(&dir).exists() {
+            tracing::warn!(
+                "removing {} (no stream.meta: creation interrupted)",
+                dir.display()
+            );
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove debris", &dir, e))?;
+            continue;
+        }
+        let m = meta::read_stream(&dir)?;
+        let name = m.name.clone();
+        let stream = Stream::open(dir, m, committer.clone(), config.clone())?;
+        streams.insert(name, Arc::new(stream));
+    }
+    Ok(streams)
 }

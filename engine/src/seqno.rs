@@ -343,14 +343,24 @@ impl Wide188 {
             chunks[len] = rem as u64;
             len += 1;
         }
-        let mut rest = chunks[..len].iter().rev();
-        match rest.next() {
-            None => f.write_str("0"),
-            Some(top) => {
-                write!(f, "{top}")?;
-                rest.try_for_each(|chunk| write!(f, "{chunk:019}"))
+        if len == 0 {
+            return f.write_str("0");
+        }
+        // Digits are produced into a stack buffer and written once: this runs for every
+        // record a producer puts or a consumer reads.
+        let mut buf = [b'0'; 4 * 19];
+        for (i, chunk) in chunks[..len].iter().enumerate() {
+            let mut c = *chunk;
+            let end = buf.len() - i * 19;
+            for d in buf[end - 19..end].iter_mut().rev() {
+                *d = b'0' + (c % 10) as u8;
+                c /= 10;
             }
         }
+        let digits = &buf[buf.len() - len * 19..];
+        let first = digits.iter().position(|d| *d != b'0').unwrap_or(digits.len() - 1);
+        // Only ASCII digits were written.
+        f.write_str(std::str::from_utf8(&digits[first..]).map_err(|_| fmt::Error)?)
     }
 
     /// Bits `shift .. shift + width` (width ≤ 64).

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Offset, ShardId};
 use crate::log::batch::{BatchHeader, PendingBatch};
 use crate::log::read::Limits;
-use crate::log::{ReadOutcome, ShardLog, Target};
+use crate::log::{ReadOutcome, RollPlan, ShardLog, Target};
 
 /// What an acknowledged append got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,8 @@ pub(crate) struct ShardState {
     last_assigned_ts: u64,
     pending: Pending,
     pub in_flight: bool,
+    /// A roll is sealing the active segment off the lock; no write may start meanwhile.
+    rolling: bool,
     pub queued: bool,
     poisoned: Option<String>,
     closed: bool,
@@ -112,6 +114,7 @@ impl Shard {
                 last_assigned_ts: last_ts,
                 pending: Pending::default(),
                 in_flight: false,
+                rolling: false,
                 queued: false,
                 poisoned: None,
                 closed: false,
@@ -204,7 +207,7 @@ impl Shard {
     pub(crate) fn take_write(&self) -> Option<TakenWrite> {
         let mut st = self.state.lock();
         st.queued = false;
-        if st.in_flight || st.pending.is_empty() {
+        if st.in_flight || st.rolling || st.pending.is_empty() {
             return None;
         }
         let mut pending = std::mem::take(&mut st.pending);
@@ -222,7 +225,7 @@ impl Shard {
     /// Called by the committer when a write finished; returns whether the shard has more
     /// pending data and must be queued again.
     pub(crate) fn finish_write(
-        &self,
+        self: &Arc<Self>,
         pos: u64,
         len: u64,
         pending: Pending,
@@ -231,6 +234,7 @@ impl Shard {
         let mut st = self.state.lock();
         st.in_flight = false;
         let mut acks: Vec<(Waiter, Result<Appended>)> = Vec::new();
+        let mut roll = None;
         match result {
             Ok(()) => {
                 st.log.complete(pos, len, &pending.batches);
@@ -239,10 +243,8 @@ impl Shard {
                     acks.push((w, Ok(a)));
                 }
                 if st.log.roll_due(now_ms()) {
-                    if let Err(e) = st.log.roll() {
-                        tracing::error!("shard {}: rolling segment failed: {e}", self.id);
-                        st.poisoned = Some(format!("segment roll failed: {e}"));
-                    }
+                    roll = st.log.plan_roll();
+                    st.rolling = roll.is_some();
                 }
             }
             Err(e) => {
@@ -272,7 +274,7 @@ impl Shard {
                 ));
             }
         }
-        let requeue = !st.pending.is_empty() && !st.queued;
+        let requeue = !st.pending.is_empty() && !st.queued && !st.rolling;
         if requeue {
             st.queued = true;
         }
@@ -283,7 +285,55 @@ impl Shard {
         }
         self.visible.send_replace(visible);
         self.changed.notify_all();
+        if let Some(plan) = roll {
+            // A roll syncs and creates files: do it off the committer, so other shards'
+            // writes go on meanwhile.
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("shardline-roll".into())
+                .spawn(move || {
+                    let r = plan.execute();
+                    me.finish_roll(plan, r);
+                });
+            if let Err(e) = spawned {
+                tracing::error!("shard {}: cannot start roll thread: {e}", self.id);
+                let mut st = self.state.lock();
+                st.rolling = false;
+                st.poisoned = Some(format!("cannot start roll thread: {e}"));
+            }
+        }
         requeue
+    }
+
+    fn finish_roll(self: &Arc<Self>, plan: RollPlan, result: Result<std::fs::File>) {
+        let mut st = self.state.lock();
+        st.rolling = false;
+        let mut failed = Vec::new();
+        match result {
+            Ok(file) => st.log.install_roll(plan, file),
+            Err(e) => {
+                tracing::error!("shard {}: rolling segment failed: {e}", self.id);
+                let cause = format!("segment roll failed: {e}");
+                st.poisoned = Some(cause.clone());
+                failed = std::mem::take(&mut st.pending).waiters;
+            }
+        }
+        let requeue = st.poisoned.is_none() && !st.pending.is_empty() && !st.queued;
+        if requeue {
+            st.queued = true;
+        }
+        let cause = st.poisoned.clone().unwrap_or_default();
+        drop(st);
+        for w in failed {
+            let _ = w.tx.send(Err(Error::Poisoned {
+                shard: self.id,
+                cause: cause.clone(),
+            }));
+        }
+        if requeue {
+            self.committer.enqueue(self.clone());
+        }
+        self.changed.notify_all();
     }
 
     /// Reads visible records from `from`.
@@ -359,7 +409,7 @@ impl Shard {
     pub fn close(&self) -> Result<Offset> {
         let mut st = self.state.lock();
         st.closed = true;
-        while st.in_flight || !st.pending.is_empty() || st.queued {
+        while st.in_flight || st.rolling || !st.pending.is_empty() || st.queued {
             if let Some(cause) = &st.poisoned {
                 return Err(Error::Poisoned {
                     shard: self.id,
@@ -398,6 +448,10 @@ impl Shard {
     /// I/O errors from deleting or rolling.
     pub fn enforce_retention(&self, cutoff_ms: u64, byte_cap: Option<u64>) -> Result<usize> {
         let mut st = self.state.lock();
+        if st.rolling || st.in_flight {
+            // The committer's roll or write owns the active segment now; next run.
+            return Ok(0);
+        }
         let result = if st.log.roll_due(now_ms()) {
             st.log
                 .roll()

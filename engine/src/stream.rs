@@ -142,6 +142,13 @@ impl Stream {
         self.meta.lock().clone()
     }
 
+    /// The stored status and when its transition completes (0 = none), without copying
+    /// the rest of the metadata.
+    pub fn status(&self) -> (meta::StreamStatus, u64) {
+        let m = self.meta.lock();
+        (m.status, m.status_until_ms)
+    }
+
     /// The stream's name.
     pub fn name(&self) -> String {
         self.meta.lock().name.clone()
@@ -195,11 +202,10 @@ impl Stream {
         self.meta.lock().shards.iter().find(|s| s.id == id).cloned()
     }
 
-    fn route(&self, key: HashKey) -> Option<Route> {
-        let routes = self.routes.read().clone();
-        let i = routes.partition_point(|r| r.range.start <= key.0);
-        let r = routes.get(i.checked_sub(1)?)?;
-        r.range.contains(key).then(|| r.clone())
+    /// The index in `routes` of the open shard covering `key`.
+    fn route_in(routes: &[Route], key: HashKey) -> Option<usize> {
+        let i = routes.partition_point(|r| r.range.start <= key.0).checked_sub(1)?;
+        routes[i].range.contains(key).then_some(i)
     }
 
     fn check_record(&self, r: &PutRecord<'_>, max_record_bytes: usize) -> Result<()> {
@@ -225,7 +231,10 @@ impl Stream {
         let mut done = vec![false; records.len()];
         let mut groups_out = Vec::new();
         for attempt in 0..3 {
-            let mut groups: BTreeMap<ShardId, (Route, Vec<usize>)> = BTreeMap::new();
+            // One routing snapshot per attempt; groups are indexed like the routes.
+            let routes = self.routes.read().clone();
+            let mut groups: Vec<Vec<usize>> = vec![Vec::new(); routes.len()];
+            let mut any = false;
             for (i, r) in records.iter().enumerate() {
                 if done[i] {
                     continue;
@@ -238,12 +247,11 @@ impl Stream {
                 let key = r
                     .explicit_hash_key
                     .unwrap_or_else(|| HashKey::of_partition_key(r.partition_key));
-                match self.route(key) {
-                    Some(route) => groups
-                        .entry(route.shard.id())
-                        .or_insert_with(|| (route, Vec::new()))
-                        .1
-                        .push(i),
+                match Self::route_in(&routes, key) {
+                    Some(g) => {
+                        groups[g].push(i);
+                        any = true;
+                    }
                     None => {
                         failed[i] = Some(Error::InvalidInput(format!(
                             "no open shard covers hash key {key}"
@@ -252,10 +260,14 @@ impl Stream {
                     }
                 }
             }
-            if groups.is_empty() {
+            if !any {
                 break;
             }
-            for (_, (route, idx)) in groups {
+            for (g, idx) in groups.into_iter().enumerate() {
+                if idx.is_empty() {
+                    continue;
+                }
+                let route = routes[g].clone();
                 let refs: Vec<RecordRef<'_>> = idx
                     .iter()
                     .map(|&i| RecordRef {

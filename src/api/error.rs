@@ -7,10 +7,6 @@ use shardline_engine::Error as EngineError;
 
 /// Everything an API call can fail with, as the client sees it.
 #[derive(Debug, Clone, PartialEq)]
-#[expect(
-    dead_code,
-    reason = "authentication and limit errors arrive with --auth and --emulate-limits"
-)]
 pub enum ApiError {
     /// Constraint violations, each an AWS-worded item.
     Validation(Vec<String>),
@@ -26,6 +22,10 @@ pub enum ApiError {
     ExpiredIterator(String),
     ExpiredNextToken(String),
     ProvisionedThroughputExceeded(String),
+    #[expect(
+        dead_code,
+        reason = "AWS answers it for IAM denials; nothing here denies access yet"
+    )]
     AccessDenied(String),
     MissingAuthenticationToken,
     UnrecognizedClient(String),

@@ -125,6 +125,20 @@ impl<'a> Members<'a> {
         }
     }
 
+    /// A list member of strings (`TagKeys`, `ShardLevelMetrics`).
+    pub fn string_list(&self, name: &str) -> Result<Option<Vec<&'a str>>, ApiError> {
+        self.list(name)?
+            .map(|l| {
+                l.iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s.as_str()),
+                        v => Err(scalar_mismatch(v, "String")),
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
     /// A structure member.
     pub fn structure(&self, name: &str) -> Result<Option<Members<'a>>, ApiError> {
         match self.get(name) {
@@ -297,6 +311,17 @@ impl Validator {
                 self.items.push(format!("Value at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}"));
             }
         }
+    }
+
+    /// Some element of a list (`whose` = `Member`) or map (`Map keys`, `Map value`) broke
+    /// its shape's rules: reported once for the collection, listing all of the element
+    /// shape's `constraints`, as AWS does (`Value at 'tags' failed to satisfy constraint: Map
+    /// keys must satisfy constraint: [...]`; the collection's value is omitted).
+    pub fn elements(&mut self, path: &str, whose: &str, constraints: &[String]) {
+        self.items.push(format!(
+            "Value at '{path}' failed to satisfy constraint: {whose} must satisfy constraint: [{}]",
+            constraints.join(", ")
+        ));
     }
 
     /// The ValidationException, if anything failed.

@@ -2,7 +2,10 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: HTTP/1.1 and h2c on one port, the request envelope, health.
+//! - [`server`]: HTTP/1.1 and h2c on one port, the request envelope, health, metrics, logs.
+//! - [`auth`]: SigV4 verification (`--auth`).
+//! - [`metrics`]: Prometheus series named after Kinesis's CloudWatch metrics.
+//! - [`limits`]: per-shard throughput quotas as token buckets (`--emulate-limits`).
 //! - [`value`]: the protocol-neutral body tree; JSON (awsJson1.1) and CBOR codecs.
 //! - [`input`]: typed member access with AWS's type and validation messages.
 //! - [`error`]: Kinesis error types and statuses; the one engine-error mapping.
@@ -10,9 +13,12 @@
 //! - [`actions`]: one module per operation: parse -> apply -> render.
 
 pub mod actions;
+pub mod auth;
 pub mod error;
 pub mod input;
 pub mod iterator;
+pub mod limits;
+pub mod metrics;
 pub mod server;
 pub mod value;
 
@@ -29,12 +35,20 @@ use iterator::IteratorCodec;
 pub struct ApiConfig {
     /// How long a shard iterator stays valid (AWS: 5 minutes).
     pub iterator_ttl: Duration,
+    /// How long a stream stays CREATING after CreateStream and UPDATING after a reshard or
+    /// an encryption change (AWS: seconds to minutes). Zero makes every change immediate.
+    pub state_transition: Duration,
+    /// `--auth`: keys whose SigV4 signatures are accepted. `None` takes any signature or
+    /// none, as local AWS tools expect.
+    pub credentials: Option<Arc<auth::Credentials>>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             iterator_ttl: Duration::from_secs(300),
+            state_transition: Duration::ZERO,
+            credentials: None,
         }
     }
 }
@@ -44,6 +58,10 @@ pub struct Api {
     pub engine: Arc<Engine>,
     pub iterators: IteratorCodec,
     pub config: ApiConfig,
+    /// Served at `GET /metrics`.
+    pub metrics: metrics::Metrics,
+    /// `--emulate-limits`: per-shard quotas; `None` (the default) costs nothing per request.
+    pub limits: Option<limits::Limits>,
 }
 
 impl Api {

@@ -1,9 +1,13 @@
 //! The HTTP front: HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on one port, the AWS
-//! request envelope, and the checks AWS makes before an operation runs, in its order.
+//! request envelope, and the checks AWS makes before an operation runs, in its order
+//! (SigV4 with `--auth` among them). Also `GET /health` and `GET /metrics`. Each Kinesis
+//! request is counted in the request metrics and logged as one `info` line (operation,
+//! status, error, duration) on stderr.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,14 +18,21 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use super::actions::{self, Operation};
+use super::auth;
 use super::error::ApiError;
 use super::input::Members;
+use super::metrics::{self, OperationLabel};
 use super::value::{self, Protocol, Value};
 use super::Api;
 
 /// Largest request body accepted: a 10 MiB PutRecords base64-encodes to about 13.4 MiB.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
+/// The service name in a Kinesis request's SigV4 credential scope.
+const SIGNING_SERVICE: &str = "kinesis";
+/// How long shutdown waits for in-flight requests (and streaming responses) to finish before
+/// dropping their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Serves connections from `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish.
@@ -50,7 +61,17 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
             () = &mut shutdown => break,
         }
     }
-    graceful.shutdown().await;
+    // Stop accepting: connections still in the backlog are refused, not left hanging.
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown: connections still busy after {}s, closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
 }
 
 fn response(
@@ -101,16 +122,89 @@ fn xml_error(status: u16, request_id: &str, body: &str) -> Response<Full<Bytes>>
     )
 }
 
-async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    if req.method() == Method::GET && req.uri().path() == "/health" {
-        return response(200, "text/plain", &request_id, b"ok\n".to_vec());
+/// What one Kinesis request came to, for its log line and the request metrics.
+struct Outcome {
+    operation: Option<Operation>,
+    /// The `__type` of a failed request.
+    error: Option<&'static str>,
+    response: Response<Full<Bytes>>,
+}
+
+impl Outcome {
+    fn ok(operation: Operation, response: Response<Full<Bytes>>) -> Outcome {
+        Outcome {
+            operation: Some(operation),
+            error: None,
+            response,
+        }
     }
+
+    fn failed(
+        operation: Option<Operation>,
+        error: &'static str,
+        response: Response<Full<Bytes>>,
+    ) -> Outcome {
+        Outcome {
+            operation,
+            error: Some(error),
+            response,
+        }
+    }
+
+    fn api_error(
+        operation: Option<Operation>,
+        protocol: Protocol,
+        request_id: &str,
+        e: &ApiError,
+    ) -> Outcome {
+        Outcome::failed(
+            operation,
+            e.type_name(),
+            error_response(protocol, request_id, e),
+        )
+    }
+}
+
+async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if req.method() == Method::GET {
+        match req.uri().path() {
+            "/health" => return response(200, "text/plain", &request_id, b"ok\n".to_vec()),
+            "/metrics" => {
+                let page = api.metrics.render().into_bytes();
+                return response(200, metrics::CONTENT_TYPE, &request_id, page);
+            }
+            _ => {}
+        }
+    }
+    let out = kinesis(&api, req, &request_id).await;
+    let status = out.response.status().as_u16();
+    let elapsed = started.elapsed();
+    api.metrics
+        .record_request(out.operation, status, out.error, elapsed);
+    tracing::info!(
+        request_id = %request_id,
+        operation = %OperationLabel(out.operation),
+        status,
+        error = out.error.unwrap_or("-"),
+        duration_ms = elapsed.as_secs_f64() * 1e3,
+        "request"
+    );
+    out.response
+}
+
+/// The envelope checks in AWS's order (wire reference §1.6), then the operation.
+async fn kinesis(api: &Api, req: Request<Incoming>, request_id: &str) -> Outcome {
     if req.method() != Method::POST {
-        return xml_error(
-            403,
-            &request_id,
-            "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n",
+        return Outcome::failed(
+            None,
+            "AccessDeniedException",
+            xml_error(
+                403,
+                request_id,
+                "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n",
+            ),
         );
     }
     let target = req
@@ -135,59 +229,107 @@ async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         "application/x-amz-json-1.1" => Protocol::Json,
         "application/x-amz-cbor-1.1" => Protocol::Cbor,
         "application/json" => {
-            return response(
-                404,
-                "application/json",
-                &request_id,
-                br#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}"#.to_vec(),
+            return Outcome::failed(
+                None,
+                "UnknownOperationException",
+                response(
+                    404,
+                    "application/json",
+                    request_id,
+                    br#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}"#.to_vec(),
+                ),
             )
         }
-        _ => return xml_error(404, &request_id, "<UnknownOperationException/>\n"),
-    };
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return error_response(
-                protocol,
-                &request_id,
-                &ApiError::Serialization(Some(format!(
-                    "Request body exceeds {MAX_BODY_BYTES} bytes"
-                ))),
+        _ => {
+            return Outcome::failed(
+                None,
+                "UnknownOperationException",
+                xml_error(404, request_id, "<UnknownOperationException/>\n"),
             )
         }
     };
+    let (parts, body) = req.into_parts();
     let op = target
         .strip_prefix(TARGET_PREFIX)
         .and_then(Operation::from_name);
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let e = ApiError::Serialization(Some(format!(
+                "Request body exceeds {MAX_BODY_BYTES} bytes"
+            )));
+            return Outcome::api_error(op, protocol, request_id, &e);
+        }
+    };
     if body.is_empty() {
         let e = if op.is_some() {
             ApiError::Serialization(None)
         } else {
             ApiError::UnknownOperation
         };
-        return error_response(protocol, &request_id, &e);
+        return Outcome::api_error(op, protocol, request_id, &e);
     }
-    let decoded = match protocol {
-        Protocol::Json => value::decode_json(&body),
-        Protocol::Cbor => value::decode_cbor(&body),
+    // The producer's hot call skips the value tree when its body has the common shape.
+    let fast = match (op, protocol) {
+        (Some(Operation::PutRecords), Protocol::Json) => {
+            actions::put_records_fast::Request::parse(&body)
+        }
+        _ => None,
     };
-    let Ok(members) = decoded else {
-        return error_response(protocol, &request_id, &ApiError::Serialization(None));
+    let decoded = match (protocol, &fast) {
+        (_, Some(_)) => Ok(std::collections::BTreeMap::new()),
+        (Protocol::Json, None) => value::decode_json(&body),
+        (Protocol::Cbor, None) => value::decode_cbor(&body),
+    };
+    let Ok(mut members) = decoded else {
+        return Outcome::api_error(op, protocol, request_id, &ApiError::Serialization(None));
     };
     let Some(op) = op else {
-        return error_response(protocol, &request_id, &ApiError::UnknownOperation);
+        return Outcome::api_error(None, protocol, request_id, &ApiError::UnknownOperation);
     };
-    match actions::dispatch(&api, op, Members::new(&members)).await {
-        Ok(Value::Null) => response(200, protocol.content_type(), &request_id, Vec::new()),
-        Ok(v) => response(
-            200,
-            protocol.content_type(),
-            &request_id,
-            value::encode(protocol, &v),
+    if let Some(credentials) = &api.config.credentials {
+        let signed = auth::SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+            body: &body,
+        };
+        if let Err(e) = auth::verify(credentials, &signed, SIGNING_SERVICE, chrono::Utc::now()) {
+            return Outcome::api_error(Some(op), protocol, request_id, &e);
+        }
+    }
+    if let Some(req) = fast {
+        if let Some(out) = actions::put_records_fast::put_records(api, req).await {
+            return Outcome::ok(op, response(200, protocol.content_type(), request_id, out));
+        }
+        match value::decode_json(&body) {
+            Ok(m) => members = m,
+            Err(_) => {
+                return Outcome::api_error(
+                    Some(op),
+                    protocol,
+                    request_id,
+                    &ApiError::Serialization(None),
+                )
+            }
+        }
+    }
+    match actions::dispatch(api, op, Members::new(&members)).await {
+        Ok(Value::Null) => Outcome::ok(
+            op,
+            response(200, protocol.content_type(), request_id, Vec::new()),
         ),
-        Err(e) => error_response(protocol, &request_id, &e),
+        Ok(v) => Outcome::ok(
+            op,
+            response(
+                200,
+                protocol.content_type(),
+                request_id,
+                value::encode(protocol, &v),
+            ),
+        ),
+        Err(e) => Outcome::api_error(Some(op), protocol, request_id, &e),
     }
 }

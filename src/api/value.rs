@@ -39,17 +39,19 @@ pub enum Value {
     /// Milliseconds since the epoch.
     Timestamp(i64),
     List(Vec<Value>),
+    /// A decoded map or structure.
     Map(BTreeMap<String, Value>),
+    /// A structure being rendered: fixed member names, no lookups, cheap to build.
+    Struct(Vec<(&'static str, Value)>),
 }
 
 impl Value {
     /// Builds a map value from pairs, dropping `Null` members (absent on the wire).
     pub fn map<I: IntoIterator<Item = (&'static str, Value)>>(pairs: I) -> Value {
-        Value::Map(
+        Value::Struct(
             pairs
                 .into_iter()
-                .filter(|(_, v)| *v != Value::Null)
-                .map(|(k, v)| (k.to_string(), v))
+                .filter(|(_, v)| !matches!(v, Value::Null))
                 .collect(),
         )
     }
@@ -168,6 +170,11 @@ fn to_cbor(v: &Value) -> ciborium::Value {
                 .map(|(k, v)| (ciborium::Value::Text(k.clone()), to_cbor(v)))
                 .collect(),
         ),
+        Value::Struct(m) => ciborium::Value::Map(
+            m.iter()
+                .map(|(k, v)| (ciborium::Value::Text((*k).to_string()), to_cbor(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -212,19 +219,22 @@ fn write_json(out: &mut Vec<u8>, v: &Value) {
             }
             out.push(b']');
         }
-        Value::Map(m) => {
-            out.push(b'{');
-            for (i, (k, v)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json_string(out, k);
-                out.push(b':');
-                write_json(out, v);
-            }
-            out.push(b'}');
-        }
+        Value::Map(m) => write_json_object(out, m.iter().map(|(k, v)| (k.as_str(), v))),
+        Value::Struct(m) => write_json_object(out, m.iter().map(|(k, v)| (*k, v))),
     }
+}
+
+fn write_json_object<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a str, &'a Value)>) {
+    out.push(b'{');
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string(out, k);
+        out.push(b':');
+        write_json(out, v);
+    }
+    out.push(b'}');
 }
 
 fn write_json_string(out: &mut Vec<u8>, s: &str) {
@@ -244,7 +254,7 @@ mod tests {
         ]);
         assert_eq!(
             String::from_utf8(encode(Protocol::Json, &v)).unwrap(),
-            r#"{"B":"aGk=","T":1787036486.712}"#
+            r#"{"T":1787036486.712,"B":"aGk="}"#
         );
     }
 
@@ -255,7 +265,12 @@ mod tests {
             ("B", Value::Blob(Bytes::from_static(&[0, 255]))),
         ]);
         let enc = encode(Protocol::Cbor, &v);
-        assert_eq!(Value::Map(decode_cbor(&enc).unwrap()), v);
+        let back = decode_cbor(&enc).unwrap();
+        assert_eq!(back.get("T"), Some(&Value::Timestamp(1_787_036_486_712)));
+        assert_eq!(
+            back.get("B"),
+            Some(&Value::Blob(Bytes::from_static(&[0, 255])))
+        );
     }
 
     #[test]

@@ -108,6 +108,36 @@ pub(crate) struct Active {
     pub first_timestamp_ms: Option<u64>,
 }
 
+/// A planned roll: seal the active segment (sync it, write its index) and create the next.
+#[derive(Debug)]
+pub(crate) struct RollPlan {
+    dir: PathBuf,
+    file: Arc<File>,
+    path: PathBuf,
+    index_path: PathBuf,
+    index: Vec<u8>,
+    new_id: SegmentId,
+}
+
+impl RollPlan {
+    /// Syncs the old segment, writes its index, creates the new segment durably.
+    ///
+    /// # Errors
+    /// I/O errors syncing or creating; nothing is half-created.
+    pub(crate) fn execute(&self) -> Result<File> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("sync sealed segment", &self.path, e))?;
+        // The log is the truth; a lost index write is rebuilt on open.
+        if let Err(e) = write_atomic(&self.index_path, &self.index) {
+            tracing::warn!("writing index of {}: {e}", self.path.display());
+        }
+        let file = segment::create(&self.dir, self.new_id)?;
+        fsync_dir(&self.dir)?;
+        Ok(file)
+    }
+}
+
 /// One shard's log.
 #[derive(Debug)]
 pub struct ShardLog {
@@ -158,7 +188,9 @@ impl ShardLog {
         let mut sealed = Vec::with_capacity(sealed_ids.len());
         let mut last_ts = 0;
         for &id in sealed_ids {
-            let s = open_sealed(dir, shard, id, last_ts, &opts)?;
+            let Some(s) = open_sealed(dir, shard, id, last_ts, &opts)? else {
+                continue;
+            };
             last_ts = s.last_timestamp_ms;
             sealed.push(Arc::new(s));
         }
@@ -287,34 +319,47 @@ impl ShardLog {
     /// # Errors
     /// I/O errors; the log is unchanged if creating the new segment fails.
     pub(crate) fn roll(&mut self) -> Result<()> {
+        let Some(plan) = self.plan_roll() else {
+            return Ok(());
+        };
+        let file = plan.execute()?;
+        self.install_roll(plan, file);
+        Ok(())
+    }
+
+    /// The I/O part of a roll, to run without the shard lock while no write is in flight
+    /// (the caller blocks writes meanwhile). `None` if the active segment is empty.
+    pub(crate) fn plan_roll(&self) -> Option<RollPlan> {
         let a = &self.active;
         debug_assert_eq!(
             a.reserved_len, a.visible_len,
             "no write in flight during a roll"
         );
-        let Some(first_offset) = a.first_offset else {
-            return Ok(());
-        };
-        a.file
-            .sync_all()
-            .map_err(|e| Error::io("sync sealed segment", &a.path, e))?;
-        // The log is the truth; a lost index write is rebuilt on open.
-        if let Err(e) = write_atomic(
-            &segment::index_path(&self.dir, a.id),
-            &a.index.encode(a.visible_len),
-        ) {
-            tracing::warn!("writing index of {}: {e}", a.path.display());
-        }
-        let new_id = SegmentId(self.next_offset);
-        let file = segment::create(&self.dir, new_id)?;
-        fsync_dir(&self.dir)?;
-        let old = std::mem::replace(&mut self.active, new_active(&self.dir, new_id, file));
+        a.first_offset?;
+        Some(RollPlan {
+            dir: self.dir.clone(),
+            file: a.file.clone(),
+            path: a.path.clone(),
+            index_path: segment::index_path(&self.dir, a.id),
+            index: a.index.encode(a.visible_len),
+            new_id: SegmentId(self.next_offset),
+        })
+    }
+
+    /// Seals the active segment and makes the planned new segment active. The log must not
+    /// have changed since [`ShardLog::plan_roll`].
+    pub(crate) fn install_roll(&mut self, plan: RollPlan, file: File) {
+        debug_assert_eq!(
+            plan.new_id.0, self.next_offset,
+            "no append between plan and install"
+        );
+        let old = std::mem::replace(&mut self.active, new_active(&self.dir, plan.new_id, file));
         let sealed = Sealed {
             id: old.id,
             path: old.path,
             file: old.file,
             len: old.visible_len,
-            first_offset,
+            first_offset: old.first_offset.unwrap_or(old.id.0),
             next_offset: self.next_offset,
             first_timestamp_ms: old.first_timestamp_ms.unwrap_or(self.last_timestamp_ms),
             last_timestamp_ms: self.last_timestamp_ms,
@@ -324,7 +369,6 @@ impl ShardLog {
         let mut list = (*self.sealed).clone();
         list.push(Arc::new(sealed));
         self.sealed = Arc::new(list);
-        Ok(())
     }
 
     /// Deletes whole segments whose newest record arrived before `cutoff_ms`, then the
@@ -427,7 +471,7 @@ fn open_sealed(
     id: SegmentId,
     min_ts: u64,
     opts: &LogOptions,
-) -> Result<Sealed> {
+) -> Result<Option<Sealed>> {
     let path = segment::log_path(dir, id);
     let (file, len) = segment::open(dir, id)?;
     let idx_path = segment::index_path(dir, id);
@@ -442,7 +486,7 @@ fn open_sealed(
         // Trust the index for positions; read the first and last batch headers for the
         // segment's offsets and times (cheap, and checks the index against the log).
         if let Some(s) = summarize_with_index(&file, len, &index, &path) {
-            return Ok(Sealed {
+            return Ok(Some(Sealed {
                 id,
                 path,
                 file: Arc::new(file),
@@ -453,7 +497,7 @@ fn open_sealed(
                 last_timestamp_ms: s.3,
                 index,
                 map: OnceLock::new(),
-            });
+            }));
         }
     }
     // Missing, stale or damaged index: rebuild it by scanning (which also verifies every batch).
@@ -482,6 +526,16 @@ fn open_sealed(
     }
     len = len.min(scan.valid_len);
     if scan.index.entries().is_empty() {
+        if opts.recovery == RecoveryMode::SkipCorrupt {
+            // Skipping left nothing (its only batch was damaged): drop the segment, so that
+            // the shard opens, now and in any mode later.
+            tracing::warn!("removing {}: no intact batch left", path.display());
+            drop(file);
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove segment", &path, e))?;
+            let _ = std::fs::remove_file(&idx_path);
+            fsync_dir(dir)?;
+            return Ok(None);
+        }
         return Err(corrupt(
             shard,
             id,
@@ -494,7 +548,7 @@ fn open_sealed(
         tracing::warn!("rewriting index {}: {e}", idx_path.display());
     }
     let index = std::mem::take(&mut scan.index);
-    Ok(Sealed {
+    Ok(Some(Sealed {
         id,
         path,
         file: Arc::new(file),
@@ -505,7 +559,7 @@ fn open_sealed(
         last_timestamp_ms: scan.last_timestamp_ms,
         index,
         map: OnceLock::new(),
-    })
+    }))
 }
 
 /// First offset, next offset, first and last timestamps of a sealed segment, from its first
@@ -519,6 +573,21 @@ fn summarize_with_index(
 ) -> Option<(u64, u64, u64, u64)> {
     let first = index.entries().first()?;
     let last = index.entries().last()?;
+    // The index must be this log's, not another segment's of the same length: its first
+    // entry names the log's first batch.
+    let head = segment::read_at(file, first.pos, batch::HEADER_LEN).ok()?;
+    let field = |at: usize| {
+        head.get(at..at + 8)?
+            .try_into()
+            .ok()
+            .map(u64::from_le_bytes)
+    };
+    if first.pos != segment::HEADER_LEN as u64
+        || field(batch::BASE_OFFSET_OFFSET)? != first.offset
+        || field(batch::FIRST_TS_OFFSET)? != first.timestamp_ms
+    {
+        return None;
+    }
     let tail = segment::read_at(file, last.pos, (len - last.pos) as usize).ok()?;
     let mut pos = 0usize;
     let mut h_last: Option<BatchHeader> = None;

@@ -254,6 +254,10 @@ impl LogView {
     ) -> std::result::Result<bool, (u64, String)> {
         let mut batch_records = Vec::new();
         while pos < end {
+            if out.records.len() >= limits.max_records {
+                // Full: do not read (and checksum) a batch none of whose records is returned.
+                return Ok(true);
+            }
             let (h, bytes) = src.batch_at(pos)?;
             pos += u64::from(h.len);
             if h.next_offset().0 <= *from {

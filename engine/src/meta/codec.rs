@@ -232,6 +232,10 @@ fn build_stream<'b>(
         enhanced_metrics: Some(enhanced_metrics),
         warm_throughput_mibps: meta.warm_throughput_mibps,
         reshard_history_ms: Some(fbb.create_vector(&meta.reshard_history_ms)),
+        resource_policy: meta
+            .resource_policy
+            .as_deref()
+            .map(|s| fbb.create_string(s)),
     };
     fb::Stream::create(fbb, &args)
 }
@@ -294,6 +298,7 @@ fn stream_from_fb(s: fb::Stream<'_>) -> Result<StreamMeta, String> {
             .reshard_history_ms()
             .map(|v| v.iter().collect())
             .unwrap_or_default(),
+        resource_policy: s.resource_policy().map(str::to_owned),
     })
 }
 

@@ -783,6 +783,7 @@ pub mod shardline {
             pub const VT_ENHANCED_METRICS: ::flatbuffers::VOffsetT = 34;
             pub const VT_WARM_THROUGHPUT_MIBPS: ::flatbuffers::VOffsetT = 36;
             pub const VT_RESHARD_HISTORY_MS: ::flatbuffers::VOffsetT = 38;
+            pub const VT_RESOURCE_POLICY: ::flatbuffers::VOffsetT = 40;
 
             #[inline]
             pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -804,6 +805,9 @@ pub mod shardline {
                 }
                 builder.add_created_ms(args.created_ms);
                 builder.add_status_until_ms(args.status_until_ms);
+                if let Some(x) = args.resource_policy {
+                    builder.add_resource_policy(x);
+                }
                 if let Some(x) = args.reshard_history_ms {
                     builder.add_reshard_history_ms(x);
                 }
@@ -1046,6 +1050,19 @@ pub mod shardline {
                         )
                 }
             }
+            /// Resource-based policy (PutResourcePolicy), JSON text; absent = none.
+            #[inline]
+            pub fn resource_policy(&self) -> Option<&'a str> {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(
+                        Stream::VT_RESOURCE_POLICY,
+                        None,
+                    )
+                }
+            }
         }
 
         impl ::flatbuffers::Verifiable for Stream<'_> {
@@ -1103,6 +1120,11 @@ pub mod shardline {
                         Self::VT_RESHARD_HISTORY_MS,
                         false,
                     )?
+                    .visit_field::<::flatbuffers::ForwardsUOffset<&str>>(
+                        "resource_policy",
+                        Self::VT_RESOURCE_POLICY,
+                        false,
+                    )?
                     .finish();
                 Ok(())
             }
@@ -1139,6 +1161,7 @@ pub mod shardline {
             pub warm_throughput_mibps: Option<u32>,
             pub reshard_history_ms:
                 Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u64>>>,
+            pub resource_policy: Option<::flatbuffers::WIPOffset<&'a str>>,
         }
         impl<'a> Default for StreamArgs<'a> {
             #[inline]
@@ -1162,6 +1185,7 @@ pub mod shardline {
                     enhanced_metrics: None,
                     warm_throughput_mibps: None,
                     reshard_history_ms: None,
+                    resource_policy: None,
                 }
             }
         }
@@ -1294,6 +1318,16 @@ pub mod shardline {
                 );
             }
             #[inline]
+            pub fn add_resource_policy(
+                &mut self,
+                resource_policy: ::flatbuffers::WIPOffset<&'b str>,
+            ) {
+                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                    Stream::VT_RESOURCE_POLICY,
+                    resource_policy,
+                );
+            }
+            #[inline]
             pub fn new(
                 _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
             ) -> StreamBuilder<'a, 'b, A> {
@@ -1334,6 +1368,7 @@ pub mod shardline {
                 ds.field("enhanced_metrics", &self.enhanced_metrics());
                 ds.field("warm_throughput_mibps", &self.warm_throughput_mibps());
                 ds.field("reshard_history_ms", &self.reshard_history_ms());
+                ds.field("resource_policy", &self.resource_policy());
                 ds.finish()
             }
         }

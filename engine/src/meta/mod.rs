@@ -132,6 +132,8 @@ pub struct StreamMeta {
     pub warm_throughput_mibps: Option<u32>,
     /// Times of `UpdateShardCount` calls, for the AWS rate-limit window.
     pub reshard_history_ms: Vec<u64>,
+    /// The resource-based policy document (`PutResourcePolicy`), kept verbatim.
+    pub resource_policy: Option<String>,
 }
 
 /// Path of the metadata file in a stream directory.

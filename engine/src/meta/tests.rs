@@ -69,6 +69,7 @@ fn example() -> StreamMeta {
         enhanced_metrics: vec!["IncomingBytes".to_owned()],
         warm_throughput_mibps: None,
         reshard_history_ms: vec![1_700_000_100_000],
+        resource_policy: None,
     }
 }
 
@@ -247,6 +248,7 @@ fn absent_optional_fields_read_as_empty() {
     assert!(meta.shards.is_empty() && meta.tags.is_empty());
     assert!(meta.enhanced_metrics.is_empty() && meta.reshard_history_ms.is_empty());
     assert_eq!((meta.encryption_type, meta.key_id), (None, None));
+    assert_eq!(meta.resource_policy, None);
 }
 
 /// The generated builder refuses to finish a table without its required fields, so this
@@ -383,12 +385,13 @@ fn arb_stream() -> impl Strategy<Value = StreamMeta> {
             prop::collection::vec(any::<String>(), 0..4),
             any::<Option<u32>>(),
             prop::collection::vec(any::<u64>(), 0..6),
+            any::<Option<String>>(),
         ),
     )
         .prop_map(
             |(
                 (name, arn, dir_name, status, until, created, retention, mode, max_record, cap),
-                (next, shards, tags, encryption, key_id, metrics, warm, history),
+                (next, shards, tags, encryption, key_id, metrics, warm, history, policy),
             )| StreamMeta {
                 name,
                 arn,
@@ -408,6 +411,7 @@ fn arb_stream() -> impl Strategy<Value = StreamMeta> {
                 enhanced_metrics: metrics,
                 warm_throughput_mibps: warm,
                 reshard_history_ms: history,
+                resource_policy: policy,
             },
         )
 }

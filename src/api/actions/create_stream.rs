@@ -1,13 +1,13 @@
 //! CreateStream.
 
-use shardline_engine::meta::StreamMode;
+use shardline_engine::meta::{StreamMode, StreamStatus};
 use shardline_engine::CreateStream;
 
-use super::common::{blocking, check_name};
+use super::common::{blocking, check_name, reap_if_deleted};
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::value::Value;
-use crate::api::Api;
+use crate::api::{now_ms, Api};
 
 /// `MaxRecordSizeInKiB`: 1024 to 10240 (Kinesis API reference).
 const MIN_RECORD_KIB: i64 = 1024;
@@ -54,9 +54,18 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
             ))
         }
     };
+    // A DELETING stream whose time is up no longer holds the name.
+    if let Ok(old) = api.engine.stream(&name) {
+        let _ = reap_if_deleted(api, &old);
+    }
     let mut spec = CreateStream::new(name, shards);
     spec.mode = mode;
     spec.max_record_bytes = max_kib.map(|k| (k * 1024) as u32);
+    let transition = api.config.state_transition;
+    if !transition.is_zero() {
+        spec.status = StreamStatus::Creating;
+        spec.status_until_ms = now_ms() + transition.as_millis() as u64;
+    }
     spec.tags = tags
         .unwrap_or_default()
         .into_iter()
@@ -66,8 +75,18 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         })
         .collect();
     let engine = api.engine.clone();
-    blocking(move || engine.create_stream(spec))
-        .await?
-        .map_err(|e| api.engine_error(e))?;
+    let warm = warm.map(|w| w as u32);
+    blocking(move || {
+        let stream = engine.create_stream(spec)?;
+        if warm.is_some() {
+            stream.update_meta(|m| {
+                m.warm_throughput_mibps = warm;
+                Ok(())
+            })?;
+        }
+        Ok::<(), shardline_engine::Error>(())
+    })
+    .await?
+    .map_err(|e| api.engine_error(e))?;
     Ok(Value::Null)
 }

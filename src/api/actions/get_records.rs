@@ -7,7 +7,7 @@ use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::iterator::{IteratorPosition, MAX_ITERATOR_CHARS};
 use crate::api::value::Value;
-use crate::api::{now_ms, Api};
+use crate::api::{limits, now_ms, Api};
 
 /// `Limit`: 1 to 10000 records, default 10000; at most 10 MiB per call.
 const MAX_LIMIT: i64 = 10_000;
@@ -20,6 +20,7 @@ fn java_date(ms: u64) -> String {
 }
 
 pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
+    let started = std::time::Instant::now();
     let token = m.string("ShardIterator")?;
     let limit = m.int("Limit")?;
     let arn = m.string("StreamARN")?;
@@ -63,14 +64,26 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     let limit = limit.unwrap_or(MAX_LIMIT) as usize;
     let from = Offset(pos.offset);
     let reader = shard.clone();
+    let limiter = limits::admit_read(api, &pos.stream_name, id)?;
     let out = blocking(move || reader.read(from, limit, MAX_BYTES))
         .await?
         .map_err(|e| api.engine_error(e))?;
+    if let Some(l) = limiter {
+        l.charge_read(out.bytes, std::time::Instant::now());
+    }
     let tip = shard.next_offset();
     let behind = match out.records.last() {
         Some(r) if out.next < tip => now.saturating_sub(r.timestamp_ms),
         _ => 0,
     };
+    api.metrics.record_get(
+        &pos.stream_name,
+        id,
+        started,
+        out.records.len(),
+        out.bytes,
+        behind,
+    );
     let records = out
         .records
         .iter()

@@ -2,7 +2,9 @@
 
 use shardline_engine::{SequenceNumber, ShardId};
 
-use super::common::{blocking, check_name, StreamRef, SEQUENCE_PATTERN, SEQUENCE_RE};
+use super::common::{
+    blocking, check_name, require_readable, StreamRef, SEQUENCE_PATTERN, SEQUENCE_RE,
+};
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::iterator::IteratorPosition;
@@ -39,6 +41,7 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     v.finish()?;
     let stream = r.resolve(api)?;
     let meta = stream.meta();
+    require_readable(api, &meta)?;
     let account = api.account();
     let shard_id = shard_id.unwrap_or_default();
     let kind = kind.unwrap_or_default();

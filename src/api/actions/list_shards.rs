@@ -4,7 +4,9 @@ use base64::Engine as _;
 use shardline_engine::meta::ShardMeta;
 use shardline_engine::ShardId;
 
-use super::common::{check_name, shard_value, StreamRef};
+use shardline_engine::meta::StreamStatus;
+
+use super::common::{check_name, current_status, not_active, shard_value, StreamRef};
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::value::Value;
@@ -144,6 +146,10 @@ pub fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         }
     };
     let meta = stream.meta();
+    let status = current_status(&meta, now_ms());
+    if status == StreamStatus::Creating {
+        return Err(not_active(api, &meta, status));
+    }
     if let Some(c) = created {
         if c as u64 != meta.created_ms && c as u64 / 1000 != meta.created_ms / 1000 {
             return Err(ApiError::ResourceNotFound(format!(

@@ -1,10 +1,12 @@
 //! ListStreams.
 
-use super::common::{check_name, mode_details, status_name};
+use shardline_engine::meta::StreamStatus;
+
+use super::common::{check_name, current_status, mode_details, status_name};
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::value::Value;
-use crate::api::Api;
+use crate::api::{now_ms, Api};
 
 /// `Limit`: 1 to 10000, default and cap 100.
 const DEFAULT_LIMIT: i64 = 100;
@@ -29,6 +31,8 @@ pub fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         .into_iter()
         .map(|s| s.meta())
         .filter(|m| after.as_deref().is_none_or(|a| m.name.as_str() > a))
+        // A DELETING stream whose time is up is gone (the next request on it removes it).
+        .filter(|m| m.status != StreamStatus::Deleting || m.status_until_ms > now_ms())
         .collect();
     metas.sort_by(|a, b| a.name.cmp(&b.name));
     let more = metas.len() > limit;
@@ -40,7 +44,10 @@ pub fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
             Value::map([
                 ("StreamName", Value::str(&m.name)),
                 ("StreamARN", Value::str(&m.arn)),
-                ("StreamStatus", Value::str(status_name(m.status))),
+                (
+                    "StreamStatus",
+                    Value::str(status_name(current_status(m, now_ms()))),
+                ),
                 ("StreamModeDetails", mode_details(m.mode)),
                 (
                     "StreamCreationTimestamp",

@@ -1,17 +1,26 @@
 //! One module per Kinesis operation (parse -> apply -> render), dispatched through
 //! [`Operation`].
 
+mod account_settings;
 pub mod common;
 mod create_stream;
 mod delete_stream;
 mod describe_stream;
+mod encryption;
 mod get_records;
 mod get_shard_iterator;
+mod limits;
 mod list_shards;
 mod list_streams;
+mod monitoring;
 mod put_records;
+pub mod put_records_fast;
 mod reshard;
+mod resource_policy;
 mod retention;
+mod stream_settings;
+mod tags;
+mod update_shard_count;
 
 use super::error::ApiError;
 use super::input::Members;
@@ -96,30 +105,32 @@ pub async fn dispatch(api: &Api, op: Operation, m: Members<'_>) -> Result<Value,
         Operation::DecreaseStreamRetentionPeriod => retention::decrease(api, m).await,
         Operation::SplitShard => reshard::split(api, m).await,
         Operation::MergeShards => reshard::merge(api, m).await,
-        Operation::AddTagsToStream
-        | Operation::DeleteResourcePolicy
-        | Operation::DeregisterStreamConsumer
-        | Operation::DescribeAccountSettings
-        | Operation::DescribeLimits
+        Operation::AddTagsToStream => tags::add_tags_to_stream(api, m).await,
+        Operation::RemoveTagsFromStream => tags::remove_tags_from_stream(api, m).await,
+        Operation::ListTagsForStream => tags::list_tags_for_stream(api, m),
+        Operation::TagResource => tags::tag_resource(api, m).await,
+        Operation::UntagResource => tags::untag_resource(api, m).await,
+        Operation::ListTagsForResource => tags::list_tags_for_resource(api, m),
+        Operation::PutResourcePolicy => resource_policy::put(api, m).await,
+        Operation::GetResourcePolicy => resource_policy::get(api, m),
+        Operation::DeleteResourcePolicy => resource_policy::delete(api, m).await,
+        Operation::StartStreamEncryption => encryption::start(api, m).await,
+        Operation::StopStreamEncryption => encryption::stop(api, m).await,
+        Operation::EnableEnhancedMonitoring => monitoring::enable(api, m).await,
+        Operation::DisableEnhancedMonitoring => monitoring::disable(api, m).await,
+        Operation::DescribeLimits => limits::handle(api, m),
+        Operation::DescribeAccountSettings => account_settings::describe(api, m),
+        Operation::UpdateAccountSettings => account_settings::update(api, m).await,
+        Operation::UpdateShardCount => update_shard_count::handle(api, m).await,
+        Operation::UpdateStreamMode => stream_settings::update_stream_mode(api, m).await,
+        Operation::UpdateMaxRecordSize => stream_settings::update_max_record_size(api, m).await,
+        Operation::UpdateStreamWarmThroughput => {
+            stream_settings::update_stream_warm_throughput(api, m).await
+        }
+        Operation::DeregisterStreamConsumer
         | Operation::DescribeStreamConsumer
-        | Operation::DisableEnhancedMonitoring
-        | Operation::EnableEnhancedMonitoring
-        | Operation::GetResourcePolicy
         | Operation::ListStreamConsumers
-        | Operation::ListTagsForResource
-        | Operation::ListTagsForStream
-        | Operation::PutResourcePolicy
         | Operation::RegisterStreamConsumer
-        | Operation::RemoveTagsFromStream
-        | Operation::StartStreamEncryption
-        | Operation::StopStreamEncryption
-        | Operation::SubscribeToShard
-        | Operation::TagResource
-        | Operation::UntagResource
-        | Operation::UpdateAccountSettings
-        | Operation::UpdateMaxRecordSize
-        | Operation::UpdateShardCount
-        | Operation::UpdateStreamMode
-        | Operation::UpdateStreamWarmThroughput => Err(ApiError::UnknownOperation),
+        | Operation::SubscribeToShard => Err(ApiError::UnknownOperation),
     }
 }

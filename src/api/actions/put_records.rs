@@ -4,16 +4,39 @@ use bytes::Bytes;
 use shardline_engine::hashkey::HashKey;
 use shardline_engine::{PutRecord, PutResult, SequenceNumber};
 
-use super::common::{StreamRef, HASH_KEY_PATTERN, HASH_KEY_RE, SEQUENCE_PATTERN, SEQUENCE_RE};
+use super::common::{
+    require_readable, StreamRef, HASH_KEY_PATTERN, HASH_KEY_RE, SEQUENCE_PATTERN, SEQUENCE_RE,
+};
+use crate::api::actions::Operation;
 use crate::api::error::ApiError;
 use crate::api::input::{element, Members, Validator};
 use crate::api::value::Value;
-use crate::api::Api;
+use crate::api::{limits, Api};
+
+/// The `EncryptionType` a put reports: the stream's, as records written now are stored.
+fn encryption_type(meta: &shardline_engine::meta::StreamMeta) -> Value {
+    Value::str(meta.encryption_type.as_deref().unwrap_or("NONE"))
+}
 
 /// PutRecords takes 1 to 500 records (Kinesis API reference).
-const MAX_RECORDS: usize = 500;
+pub(super) const MAX_RECORDS: usize = 500;
 /// PutRecords carries at most 10 MiB of partition keys and data.
-const MAX_REQUEST_BYTES: usize = 10 << 20;
+pub(super) const MAX_REQUEST_BYTES: usize = 10 << 20;
+
+/// A failed PutRecords entry's `ErrorCode` and `ErrorMessage`: internal failures are
+/// reported as AWS does, without detail.
+pub(super) fn entry_error(e: &ApiError) -> (String, String) {
+    match e {
+        ApiError::Internal(_) => (
+            "InternalFailure".to_string(),
+            "Internal Service Failure".to_string(),
+        ),
+        other => (
+            other.type_name().to_string(),
+            other.message().map(|(_, m)| m).unwrap_or_default(),
+        ),
+    }
+}
 
 struct Entry<'a> {
     data: Option<Bytes>,
@@ -29,7 +52,19 @@ fn parse_entry<'a>(m: &Members<'a>) -> Result<Entry<'a>, ApiError> {
     })
 }
 
-fn validate_entry(v: &mut Validator, prefix: &str, e: &Entry<'_>) {
+fn validate_entry(v: &mut Validator, index: usize, e: &Entry<'_>) {
+    let fine = e.data.is_some()
+        && e.key
+            .is_some_and(|k| !k.is_empty() && k.chars().count() <= 256)
+        && e.explicit.is_none_or(|x| HASH_KEY_RE.is_match(x));
+    if fine {
+        return;
+    }
+    let prefix = if index == 0 {
+        String::new()
+    } else {
+        format!("records.{index}.member.")
+    };
     v.required(&format!("{prefix}data"), e.data.is_some());
     v.required(&format!("{prefix}partitionKey"), e.key.is_some());
     v.length(&format!("{prefix}partitionKey"), e.key, 1, 256);
@@ -65,12 +100,13 @@ fn result_value(r: &PutResult) -> Vec<(&'static str, Value)> {
 }
 
 pub async fn put_record(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
+    let started = std::time::Instant::now();
     let r = StreamRef::parse(&m)?;
     let e = parse_entry(&m)?;
     let ordering = m.string("SequenceNumberForOrdering")?;
     let mut v = Validator::default();
     r.validate(&mut v);
-    validate_entry(&mut v, "", &e);
+    validate_entry(&mut v, 0, &e);
     v.pattern(
         "sequenceNumberForOrdering",
         ordering,
@@ -80,6 +116,7 @@ pub async fn put_record(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     v.finish()?;
     let stream = r.resolve(api)?;
     let meta = stream.meta();
+    require_readable(api, &meta)?;
     let mut v = Validator::default();
     record_too_big(&mut v, "data", &e, meta.max_record_bytes as usize);
     v.finish()?;
@@ -99,19 +136,21 @@ pub async fn put_record(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         explicit_hash_key: explicit,
         data: &data,
     };
-    let result = stream
-        .put_records_async(std::slice::from_ref(&rec))
-        .await
+    let recs = std::slice::from_ref(&rec);
+    let results = limits::put_records(api, &stream, &meta, recs).await;
+    api.metrics
+        .record_puts(Operation::PutRecord, &meta.name, started, recs, &results);
+    let result = results
         .into_iter()
         .next()
-        .unwrap_or(Err(shardline_engine::Error::ShuttingDown))
-        .map_err(|e| api.engine_error(e))?;
+        .unwrap_or_else(|| Err(api.engine_error(shardline_engine::Error::ShuttingDown)))?;
     let mut fields = result_value(&result);
-    fields.push(("EncryptionType", Value::str("NONE")));
+    fields.push(("EncryptionType", encryption_type(&meta)));
     Ok(Value::map(fields))
 }
 
 pub async fn put_records(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
+    let started = std::time::Instant::now();
     let r = StreamRef::parse(&m)?;
     let list = m.list("Records")?;
     let entries = list
@@ -124,11 +163,12 @@ pub async fn put_records(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     v.required("records", list.is_some());
     v.list_length("records", list.map(<[Value]>::len), 1, MAX_RECORDS);
     for (i, e) in entries.iter().enumerate() {
-        validate_entry(&mut v, &format!("records.{}.member.", i + 1), e);
+        validate_entry(&mut v, i + 1, e);
     }
     v.finish()?;
     let stream = r.resolve(api)?;
     let meta = stream.meta();
+    require_readable(api, &meta)?;
     let mut v = Validator::default();
     for (i, e) in entries.iter().enumerate() {
         record_too_big(
@@ -157,25 +197,17 @@ pub async fn put_records(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
             data: e.data.as_deref().unwrap_or_default(),
         });
     }
-    let results = stream.put_records_async(&recs).await;
+    let results = limits::put_records(api, &stream, &meta, &recs).await;
+    api.metrics
+        .record_puts(Operation::PutRecords, &meta.name, started, &recs, &results);
     let mut failed = 0i128;
     let out = results
         .into_iter()
         .map(|r| match r {
             Ok(r) => Value::map(result_value(&r)),
-            Err(e) => {
+            Err(api_err) => {
                 failed += 1;
-                let api_err = api.engine_error(e);
-                let (code, msg) = match &api_err {
-                    ApiError::Internal(_) => (
-                        "InternalFailure".to_string(),
-                        "Internal Service Failure".to_string(),
-                    ),
-                    other => (
-                        other.type_name().to_string(),
-                        other.message().map(|(_, m)| m).unwrap_or_default(),
-                    ),
-                };
+                let (code, msg) = entry_error(&api_err);
                 Value::map([
                     ("ErrorCode", Value::String(code)),
                     ("ErrorMessage", Value::String(msg)),
@@ -186,6 +218,6 @@ pub async fn put_records(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     Ok(Value::map([
         ("FailedRecordCount", Value::Int(failed)),
         ("Records", Value::List(out)),
-        ("EncryptionType", Value::str("NONE")),
+        ("EncryptionType", encryption_type(&meta)),
     ]))
 }

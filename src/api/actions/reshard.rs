@@ -1,25 +1,22 @@
 //! SplitShard and MergeShards.
 
 use shardline_engine::hashkey::HashKey;
-use shardline_engine::meta::{StreamMode, StreamStatus};
+use shardline_engine::meta::StreamMode;
 use shardline_engine::{ShardId, Stream};
 
-use super::common::{blocking, check_name, status_name, StreamRef, HASH_KEY_PATTERN, HASH_KEY_RE};
+use super::common::{
+    blocking, check_name, mark_updating, require_active, StreamRef, HASH_KEY_PATTERN, HASH_KEY_RE,
+};
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::value::Value;
 use crate::api::Api;
 
-fn check_reshardable(api: &Api, stream: &Stream) -> Result<(), ApiError> {
+/// Split, merge and UpdateShardCount need an ACTIVE, provisioned stream.
+pub(super) fn check_reshardable(api: &Api, stream: &Stream) -> Result<(), ApiError> {
     let meta = stream.meta();
     let account = api.account();
-    if meta.status != StreamStatus::Active {
-        return Err(ApiError::ResourceInUse(format!(
-            "Stream {} under account {account} not ACTIVE, instead in state {}",
-            meta.name,
-            status_name(meta.status)
-        )));
-    }
+    require_active(api, &meta)?;
     if meta.mode == StreamMode::OnDemand {
         return Err(ApiError::ValidationMessage(format!(
             "Request is invalid. Stream {} under account {account} is in On-Demand mode.",
@@ -70,7 +67,7 @@ pub async fn split(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     let new_start = HashKey::parse(&key_text).map_err(|_| bad_key())?;
     let target = stream.clone();
     match blocking(move || target.split_shard(id, new_start)).await? {
-        Ok(_) => Ok(Value::Null),
+        Ok(_) => mark_updating(api, &stream).await.map(|()| Value::Null),
         Err(shardline_engine::Error::InvalidReshard(_)) => Err(bad_key()),
         Err(e) => Err(api.engine_error(e)),
     }
@@ -94,7 +91,7 @@ pub async fn merge(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     let name = stream.name();
     let target = stream.clone();
     match blocking(move || target.merge_shards(ia, ib)).await? {
-        Ok(_) => Ok(Value::Null),
+        Ok(_) => mark_updating(api, &stream).await.map(|()| Value::Null),
         Err(shardline_engine::Error::InvalidReshard(_)) => Err(ApiError::InvalidArgument(format!(
             "Shards {ia} and {ib} in stream {name} under account {} are not an adjacent pair of shards eligible for merging",
             api.account()

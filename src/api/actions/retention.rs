@@ -2,7 +2,7 @@
 
 use shardline_engine::config::{MAX_RETENTION_HOURS, MIN_RETENTION_HOURS};
 
-use super::common::{blocking, StreamRef};
+use super::common::{blocking, require_active, StreamRef};
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::value::Value;
@@ -28,6 +28,7 @@ async fn change(api: &Api, m: Members<'_>, increase: bool) -> Result<Value, ApiE
     }
     let stream = r.resolve(api)?;
     let meta = stream.meta();
+    require_active(api, &meta)?;
     let current = i64::from(meta.retention_hours);
     if increase && hours < current {
         return Err(ApiError::InvalidArgument(format!(
