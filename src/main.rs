@@ -51,6 +51,9 @@ struct ServeArgs {
     /// started it, as on AWS (0: changes are immediate and streams are always ACTIVE).
     #[arg(long, default_value_t = 0)]
     state_transition_ms: u64,
+    /// The account's shard quota for provisioned streams (default: AWS's, 500 in us-east-1).
+    #[arg(long)]
+    shard_limit: Option<u32>,
     /// Verify SigV4 signatures against the keys in FILE: one `ACCESS_KEY_ID SECRET_ACCESS_KEY`
     /// per line, `#` comments. Without it any signature (or none) is accepted.
     #[arg(long, value_name = "FILE")]
@@ -138,6 +141,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             iterator_ttl: std::time::Duration::from_secs(args.iterator_ttl_secs),
             state_transition: std::time::Duration::from_millis(args.state_transition_ms),
             credentials: credentials.map(std::sync::Arc::new),
+            shard_limit: args.shard_limit,
         },
         metrics: api::metrics::Metrics::new(),
         limits: args.emulate_limits.then(api::limits::Limits::default),

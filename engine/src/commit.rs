@@ -127,10 +127,16 @@ impl Committer {
             }
             let lens: Vec<u64> = ops.iter().map(|op| op.data.len() as u64).collect();
             let results = backend.submit(&mut ops);
-            for ((shard, pos, pending), (len, result)) in
-                taken.into_iter().zip(lens.into_iter().zip(results))
+            let written = ops
+                .iter_mut()
+                .map(|op| bytes::Bytes::from(std::mem::take(&mut op.data)));
+            for (((shard, pos, pending), (len, result)), written) in taken
+                .into_iter()
+                .zip(lens.into_iter().zip(results))
+                .zip(written)
             {
-                if shard.finish_write(pos, len, pending, result) {
+                // The written buffer becomes the shard's in-memory tail (no copy).
+                if shard.finish_write(pos, len, pending, result, Some(written)) {
                     self.enqueue(shard);
                 }
             }

@@ -171,8 +171,14 @@ mod tests {
         assert_eq!(DataDir::holder_pid(&dir), Some(std::process::id()));
     }
 
+    /// A child process forked by a parallel test inherits every open descriptor, our lock
+    /// included, until it execs; tests that spawn and tests that expect a dropped lock to
+    /// be free at once take turns.
+    static SPAWN_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn dropping_the_data_dir_releases_the_lock() {
+        let _gate = SPAWN_GATE.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = tempfile::tempdir().unwrap();
         let first = DataDir::open(tmp.path()).unwrap();
         drop(first);
@@ -189,6 +195,7 @@ mod tests {
     /// file opened by a child process conflicts with ours.
     #[test]
     fn lock_is_visible_to_another_process() {
+        let _gate = SPAWN_GATE.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = tempfile::tempdir().unwrap();
         let _held = DataDir::open(tmp.path()).unwrap();
         let lock = tmp.path().join(LOCK_FILE);

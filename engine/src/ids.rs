@@ -16,11 +16,12 @@ impl ShardId {
         if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
+        // AWS treats indexes beyond the i32 range as unparsable.
         digits
             .parse::<u64>()
             .ok()
-            .and_then(|v| u32::try_from(v).ok())
-            .map(ShardId)
+            .filter(|v| *v <= i32::MAX as u64)
+            .map(|v| ShardId(v as u32))
     }
 }
 
@@ -71,6 +72,8 @@ mod tests {
         assert_eq!(ShardId::parse("shardId-"), None);
         assert_eq!(ShardId::parse("shard-5"), None);
         assert_eq!(ShardId::parse("9999999999999"), None);
+        assert_eq!(ShardId::parse("2147483647"), Some(ShardId(2_147_483_647)));
+        assert_eq!(ShardId::parse("shardId-002147483648"), None);
         assert_eq!(ShardId(5).to_string(), "shardId-000000000005");
     }
 }

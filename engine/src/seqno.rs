@@ -98,12 +98,17 @@ impl SequenceNumber {
     /// Times above [`MAX_TIME_SECS`] are clamped to it, and offsets at or above
     /// [`ENDING_COUNTER`] to `ENDING_COUNTER - 1` (2^63 records: 292 years at a billion
     /// records a second), so that a record never takes the ending sentinel.
+    ///
+    /// The arrival field is at least the epoch: a child shard's epoch may run a second ahead
+    /// of the clock (it must exceed its parents'), and its first record's number must not
+    /// sort below the shard's `StartingSequenceNumber` (counter 0, arrival = epoch).
     pub fn for_record(epoch_secs: u64, shard: ShardId, offset: Offset, arrival_ms: u64) -> Self {
+        let epoch_secs = epoch_secs.min(MAX_TIME_SECS);
         SequenceNumber {
-            epoch_secs: epoch_secs.min(MAX_TIME_SECS),
+            epoch_secs,
             shard,
             counter: offset.0.min(ENDING_COUNTER - 1),
-            arrival_secs: (arrival_ms / 1000).min(MAX_TIME_SECS),
+            arrival_secs: (arrival_ms / 1000).clamp(epoch_secs, MAX_TIME_SECS),
         }
     }
 
@@ -259,6 +264,70 @@ impl fmt::Display for SequenceNumber {
     }
 }
 
+/// Formats runs of sequence numbers quickly: a read returns consecutive records of one
+/// shard, usually within one arrival second, and such a number differs from the previous one
+/// by exactly `2^COUNTER_SHIFT`, which is added to the previous decimal digits instead of
+/// converting all 188 bits again.
+#[derive(Debug, Clone)]
+pub struct DecimalRun {
+    last: Option<SequenceNumber>,
+    /// Right-aligned digits of `last`, `len` of them.
+    digits: [u8; 64],
+    len: usize,
+}
+
+impl Default for DecimalRun {
+    fn default() -> Self {
+        DecimalRun {
+            last: None,
+            digits: [b'0'; 64],
+            len: 0,
+        }
+    }
+}
+
+/// `2^COUNTER_SHIFT` in decimal, the step between consecutive records' numbers.
+const COUNTER_STEP_DECIMAL: &[u8] = b"1208925819614629174706176";
+
+impl DecimalRun {
+    /// The decimal text of `seq`.
+    pub fn format(&mut self, seq: &SequenceNumber) -> &str {
+        let consecutive = self.last.is_some_and(|l| {
+            l.epoch_secs == seq.epoch_secs
+                && l.shard == seq.shard
+                && l.arrival_secs == seq.arrival_secs
+                && l.counter.checked_add(1) == Some(seq.counter)
+                && seq.counter < ENDING_COUNTER
+        });
+        if consecutive {
+            let d = &mut self.digits;
+            let mut carry = 0u8;
+            let n = d.len();
+            let mut i = 0;
+            while i < COUNTER_STEP_DECIMAL.len() || carry > 0 {
+                let add = COUNTER_STEP_DECIMAL
+                    .get(COUNTER_STEP_DECIMAL.len().wrapping_sub(i + 1))
+                    .map_or(0, |c| c - b'0');
+                let v = (d[n - 1 - i] - b'0') + add + carry;
+                d[n - 1 - i] = b'0' + v % 10;
+                carry = v / 10;
+                i += 1;
+            }
+            self.len = self.len.max(i);
+        } else {
+            let text = seq.to_string();
+            let n = self.digits.len();
+            self.digits.fill(b'0');
+            self.digits[n - text.len()..].copy_from_slice(text.as_bytes());
+            self.len = text.len();
+        }
+        self.last = Some(*seq);
+        let n = self.digits.len();
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.digits[n - self.len..]).unwrap_or("0")
+    }
+}
+
 impl FromStr for SequenceNumber {
     type Err = Error;
 
@@ -296,7 +365,6 @@ fn echo(s: &str) -> String {
 struct Wide188([u64; 3]);
 
 /// 10^19, the largest power of ten below 2^64: decimal digits go in and out 19 at a time.
-const DECIMAL_CHUNK: u64 = 10_000_000_000_000_000_000;
 const DECIMAL_CHUNK_DIGITS: usize = 19;
 
 impl Wide188 {
@@ -329,36 +397,45 @@ impl Wide188 {
     }
 
     fn fmt_decimal(self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // 2^192 < 10^58: at most four chunks of 19 digits.
-        let mut chunks = [0u64; 4];
+        // Runs for every record put or read, so it avoids 128-bit division: the value is cut
+        // into 32-bit limbs and divided by 10^9 with 64-bit arithmetic (a multiply by a
+        // constant), giving 9-digit chunks. 2^192 < 10^63: at most seven chunks.
+        const CHUNK: u64 = 1_000_000_000;
+        const DIGITS: usize = 9;
+        let mut limbs = [0u32; 6];
+        for (i, l) in self.0.iter().enumerate() {
+            limbs[2 * i] = *l as u32;
+            limbs[2 * i + 1] = (*l >> 32) as u32;
+        }
+        let mut chunks = [0u32; 7];
         let mut len = 0;
-        let mut limbs = self.0;
-        while limbs != [0; 3] && len < chunks.len() {
-            let mut rem = 0u128;
+        while limbs != [0; 6] && len < chunks.len() {
+            let mut rem = 0u64;
             for limb in limbs.iter_mut().rev() {
-                let cur = (rem << 64) | u128::from(*limb);
-                *limb = (cur / u128::from(DECIMAL_CHUNK)) as u64;
-                rem = cur % u128::from(DECIMAL_CHUNK);
+                let cur = (rem << 32) | u64::from(*limb);
+                *limb = (cur / CHUNK) as u32;
+                rem = cur % CHUNK;
             }
-            chunks[len] = rem as u64;
+            chunks[len] = rem as u32;
             len += 1;
         }
         if len == 0 {
             return f.write_str("0");
         }
-        // Digits are produced into a stack buffer and written once: this runs for every
-        // record a producer puts or a consumer reads.
-        let mut buf = [b'0'; 4 * 19];
+        let mut buf = [b'0'; 7 * DIGITS];
         for (i, chunk) in chunks[..len].iter().enumerate() {
             let mut c = *chunk;
-            let end = buf.len() - i * 19;
-            for d in buf[end - 19..end].iter_mut().rev() {
+            let end = buf.len() - i * DIGITS;
+            for d in buf[end - DIGITS..end].iter_mut().rev() {
                 *d = b'0' + (c % 10) as u8;
                 c /= 10;
             }
         }
-        let digits = &buf[buf.len() - len * 19..];
-        let first = digits.iter().position(|d| *d != b'0').unwrap_or(digits.len() - 1);
+        let digits = &buf[buf.len() - len * DIGITS..];
+        let first = digits
+            .iter()
+            .position(|d| *d != b'0')
+            .unwrap_or(digits.len() - 1);
         // Only ASCII digits were written.
         f.write_str(std::str::from_utf8(&digits[first..]).map_err(|_| fmt::Error)?)
     }
@@ -634,7 +711,43 @@ mod tests {
         }
     }
 
+    /// A child shard resharded within a second of its parent gets an epoch ahead of the
+    /// clock; its first record (counter 0) must still not sort below the shard's
+    /// StartingSequenceNumber. Found by the boto3 suite (issue 3).
+    #[test]
+    fn first_record_of_a_shard_sorts_at_or_after_its_starting_number() {
+        let epoch = 1_700_000_001;
+        let start = SequenceNumber::shard_start(epoch, ShardId(1));
+        let first = SequenceNumber::for_record(epoch, ShardId(1), Offset(0), (epoch - 1) * 1000);
+        assert!(first >= start);
+    }
+
+    #[test]
+    fn counter_step_constant_is_two_to_the_counter_shift() {
+        let one = SequenceNumber::for_record(5, ShardId(3), Offset(1), 7000);
+        let zero = SequenceNumber::for_record(5, ShardId(3), Offset(0), 7000);
+        let mut run = DecimalRun::default();
+        assert_eq!(run.format(&zero), zero.to_string());
+        assert_eq!(run.format(&one), one.to_string());
+        assert_eq!(COUNTER_SHIFT, 80);
+        assert_eq!(
+            Decimal(Wide188([0, 1 << 16, 0])).to_string(),
+            std::str::from_utf8(COUNTER_STEP_DECIMAL).unwrap()
+        );
+    }
+
     proptest! {
+        #[test]
+        fn decimal_runs_match_plain_formatting(epoch in 0u64..MAX_TIME_SECS, shard in 0u32..u32::MAX, start in 0u64..u64::MAX / 2, n in 1usize..50, arrivals in proptest::collection::vec(0u64..3, 50)) {
+            let mut run = DecimalRun::default();
+            let mut ms = 1_700_000_000_000u64;
+            for (i, step) in arrivals.iter().take(n).enumerate() {
+                ms += step * 700;
+                let seq = SequenceNumber::for_record(epoch, ShardId(shard), Offset(start + i as u64), ms);
+                prop_assert_eq!(run.format(&seq), seq.to_string());
+            }
+        }
+
         #[test]
         fn round_trips(seq in in_range()) {
             let text = seq.to_string();

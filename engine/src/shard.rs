@@ -230,6 +230,7 @@ impl Shard {
         len: u64,
         pending: Pending,
         result: std::io::Result<()>,
+        written: Option<bytes::Bytes>,
     ) -> bool {
         let mut st = self.state.lock();
         st.in_flight = false;
@@ -237,7 +238,7 @@ impl Shard {
         let mut roll = None;
         match result {
             Ok(()) => {
-                st.log.complete(pos, len, &pending.batches);
+                st.log.complete(pos, len, &pending.batches, written);
                 for w in pending.waiters {
                     let a = w.appended;
                     acks.push((w, Ok(a)));

@@ -204,7 +204,9 @@ impl Stream {
 
     /// The index in `routes` of the open shard covering `key`.
     fn route_in(routes: &[Route], key: HashKey) -> Option<usize> {
-        let i = routes.partition_point(|r| r.range.start <= key.0).checked_sub(1)?;
+        let i = routes
+            .partition_point(|r| r.range.start <= key.0)
+            .checked_sub(1)?;
         routes[i].range.contains(key).then_some(i)
     }
 

@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod buffers;
 pub mod error;
 pub mod input;
 pub mod iterator;
@@ -41,6 +42,8 @@ pub struct ApiConfig {
     /// `--auth`: keys whose SigV4 signatures are accepted. `None` takes any signature or
     /// none, as local AWS tools expect.
     pub credentials: Option<Arc<auth::Credentials>>,
+    /// Account shard quota (`--shard-limit`); AWS's regional default when `None`.
+    pub shard_limit: Option<u32>,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +52,7 @@ impl Default for ApiConfig {
             iterator_ttl: Duration::from_secs(300),
             state_transition: Duration::ZERO,
             credentials: None,
+            shard_limit: None,
         }
     }
 }

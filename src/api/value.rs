@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use shardline_engine::seqno::DecimalRun;
+use shardline_engine::{Record, SequenceNumber, ShardId};
 
 /// Which body encoding a request used; the response uses the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,31 @@ pub enum Value {
     Map(BTreeMap<String, Value>),
     /// A structure being rendered: fixed member names, no lookups, cheap to build.
     Struct(Vec<(&'static str, Value)>),
+    /// A list of Kinesis `Record` structures rendered straight from the log's buffers: the
+    /// read path's bulk, kept out of the general tree so it costs no per-record nodes.
+    Records(RecordList),
+}
+
+/// Records of one shard as read from its log, with what their sequence numbers need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordList {
+    pub epoch_secs: u64,
+    pub shard: ShardId,
+    pub records: Vec<Record>,
+}
+
+impl RecordList {
+    fn sequence_number(&self, r: &Record) -> SequenceNumber {
+        SequenceNumber::for_record(self.epoch_secs, self.shard, r.offset, r.timestamp_ms)
+    }
+
+    /// Bytes the JSON rendering takes, near enough to size the output once.
+    fn json_size_hint(&self) -> usize {
+        self.records
+            .iter()
+            .map(|r| r.data.len().div_ceil(3) * 4 + r.partition_key.len() + 160)
+            .sum()
+    }
 }
 
 impl Value {
@@ -138,7 +165,7 @@ fn from_cbor(v: ciborium::Value) -> Option<Value> {
 pub fn encode(protocol: Protocol, v: &Value) -> Vec<u8> {
     match protocol {
         Protocol::Json => {
-            let mut out = Vec::with_capacity(256);
+            let mut out = super::buffers::take(256 + json_size_hint(v));
             write_json(&mut out, v);
             out
         }
@@ -173,6 +200,32 @@ fn to_cbor(v: &Value) -> ciborium::Value {
         Value::Struct(m) => ciborium::Value::Map(
             m.iter()
                 .map(|(k, v)| (ciborium::Value::Text((*k).to_string()), to_cbor(v)))
+                .collect(),
+        ),
+        Value::Records(list) => ciborium::Value::Array(
+            list.records
+                .iter()
+                .map(|r| {
+                    let text = |s: &str| ciborium::Value::Text(s.to_string());
+                    ciborium::Value::Map(vec![
+                        (
+                            text("SequenceNumber"),
+                            text(&list.sequence_number(r).to_string()),
+                        ),
+                        (
+                            text("ApproximateArrivalTimestamp"),
+                            ciborium::Value::Tag(
+                                1,
+                                Box::new(ciborium::Value::Integer(r.timestamp_ms.into())),
+                            ),
+                        ),
+                        (text("Data"), ciborium::Value::Bytes(r.data.to_vec())),
+                        (
+                            text("PartitionKey"),
+                            text(&String::from_utf8_lossy(&r.partition_key)),
+                        ),
+                    ])
+                })
                 .collect(),
         ),
     }
@@ -221,7 +274,37 @@ fn write_json(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Map(m) => write_json_object(out, m.iter().map(|(k, v)| (k.as_str(), v))),
         Value::Struct(m) => write_json_object(out, m.iter().map(|(k, v)| (*k, v))),
+        Value::Records(list) => write_json_records(out, list),
     }
+}
+
+/// Output size worth reserving up front: only bulk record lists matter.
+fn json_size_hint(v: &Value) -> usize {
+    match v {
+        Value::Records(list) => list.json_size_hint(),
+        Value::Struct(m) => m.iter().map(|(_, v)| json_size_hint(v)).sum(),
+        _ => 0,
+    }
+}
+
+fn write_json_records(out: &mut Vec<u8>, list: &RecordList) {
+    let mut run = DecimalRun::default();
+    out.push(b'[');
+    for (i, r) in list.records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"SequenceNumber\":\"");
+        out.extend_from_slice(run.format(&list.sequence_number(r)).as_bytes());
+        out.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
+        write_json(out, &Value::Timestamp(r.timestamp_ms as i64));
+        out.extend_from_slice(b",\"Data\":\"");
+        base64_simd::STANDARD.encode_append(&r.data, out);
+        out.extend_from_slice(b"\",\"PartitionKey\":");
+        write_json_string(out, &String::from_utf8_lossy(&r.partition_key));
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 fn write_json_object<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a str, &'a Value)>) {

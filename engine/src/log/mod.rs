@@ -6,7 +6,7 @@
 //! - Bytes become *visible* (readable, counted in `next_offset`) only after the write that
 //!   carried them completed, and, with durability `sync`, after its `fdatasync`: a reader
 //!   never sees a record that a crash could take back.
-//! - Space is reserved for a write ([`ShardLog::reserve`]) before it is issued, and at most
+//! - Space is reserved for a write (`ShardLog::reserve`) before it is issued, and at most
 //!   one write per shard is in flight, so the visible length only ever grows by whole
 //!   completed writes, in order.
 //! - `ShardLog` is not thread-safe by itself: the shard holds it under its lock. Reads take
@@ -22,6 +22,7 @@ pub mod read;
 pub mod recovery;
 pub mod segment;
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -49,6 +50,9 @@ pub struct LogOptions {
     pub recovery: RecoveryMode,
     /// Sealed segments are read through maps (default) or `pread`.
     pub read_mode: ReadMode,
+    /// Recent writes to the active segment kept in memory, so readers near the tail (most
+    /// consumers) are served without `pread` or copies.
+    pub tail_cache_bytes: u64,
 }
 
 impl Default for LogOptions {
@@ -59,6 +63,7 @@ impl Default for LogOptions {
             index_interval_bytes: 4096,
             recovery: RecoveryMode::Refuse,
             read_mode: ReadMode::Mmap,
+            tail_cache_bytes: 32 << 20,
         }
     }
 }
@@ -106,6 +111,9 @@ pub(crate) struct Active {
     pub index: SparseIndex,
     pub first_offset: Option<u64>,
     pub first_timestamp_ms: Option<u64>,
+    /// The most recent completed writes, by file position: whole batches, as on disk.
+    pub tail: VecDeque<(u64, Bytes)>,
+    pub tail_bytes: u64,
 }
 
 /// A planned roll: seal the active segment (sync it, write its index) and create the next.
@@ -286,7 +294,13 @@ impl ShardLog {
 
     /// Makes a completed write at `pos` visible; `batches` are its batches' headers with their
     /// positions relative to `pos`.
-    pub(crate) fn complete(&mut self, pos: u64, len: u64, batches: &[(u64, BatchHeader)]) {
+    pub(crate) fn complete(
+        &mut self,
+        pos: u64,
+        len: u64,
+        batches: &[(u64, BatchHeader)],
+        written: Option<Bytes>,
+    ) {
         debug_assert_eq!(pos, self.active.visible_len, "writes complete in order");
         for (rel, h) in batches {
             self.active
@@ -300,6 +314,17 @@ impl ShardLog {
             self.last_timestamp_ms = h.last_timestamp_ms;
         }
         self.active.visible_len = pos + len;
+        if let Some(bytes) = written.filter(|b| b.len() as u64 == len) {
+            let a = &mut self.active;
+            a.tail_bytes += len;
+            a.tail.push_back((pos, bytes));
+            while a.tail_bytes > self.opts.tail_cache_bytes {
+                match a.tail.pop_front() {
+                    Some((_, b)) => a.tail_bytes -= b.len() as u64,
+                    None => break,
+                }
+            }
+        }
     }
 
     /// Whether the active segment is due to roll (only when no write is in flight).
@@ -419,8 +444,23 @@ impl ShardLog {
             Target::Offset(o) => self.active.index.position_for_offset(o),
             Target::Time(t) => self.active.index.position_for_time(t),
         };
+        // Cached writes from the one holding the start position on, up to what one read uses.
+        let tail = &self.active.tail;
+        let first = tail.partition_point(|(p, b)| p + b.len() as u64 <= active_start_pos);
+        let mut budget = 0u64;
+        let active_tail = tail
+            .iter()
+            .skip(first)
+            .take_while(|(_, b)| {
+                let take = budget < read::MAX_READ_SPAN;
+                budget += b.len() as u64;
+                take
+            })
+            .cloned()
+            .collect();
         LogView {
             sealed: self.sealed.clone(),
+            active_tail,
             active_id: self.active.id,
             active_path: self.active.path.clone(),
             active_file: self.active.file.clone(),
@@ -444,6 +484,8 @@ fn new_active(dir: &Path, id: SegmentId, file: File) -> Active {
         index: SparseIndex::default(),
         first_offset: None,
         first_timestamp_ms: None,
+        tail: VecDeque::new(),
+        tail_bytes: 0,
     }
 }
 
@@ -670,6 +712,8 @@ fn open_active(
     }
     let _ = std::fs::remove_file(segment::index_path(dir, id));
     let active = Active {
+        tail: VecDeque::new(),
+        tail_bytes: 0,
         id,
         path,
         file: Arc::new(file),

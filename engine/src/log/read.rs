@@ -48,6 +48,8 @@ pub struct LogView {
     pub(crate) active_file: Arc<File>,
     pub(crate) active_visible_len: u64,
     pub(crate) active_start_pos: u64,
+    /// Cached recent writes of the active segment (position, bytes), in order.
+    pub(crate) active_tail: Vec<(u64, Bytes)>,
     pub(crate) next_offset: u64,
     pub(crate) trim_offset: u64,
     pub(crate) shard: ShardId,
@@ -73,8 +75,13 @@ enum Source<'a> {
         chunk: Bytes,
         chunk_pos: u64,
         chunk_hint: usize,
+        /// Whole writes already in memory; consulted before reading the file.
+        cached: &'a [(u64, Bytes)],
     },
 }
+
+/// The most bytes one read walks through; views hand out cached writes up to this span.
+pub(crate) const MAX_READ_SPAN: u64 = 16 << 20;
 
 impl Source<'_> {
     /// The verified batch at `pos`, sharing the source's buffer.
@@ -93,7 +100,15 @@ impl Source<'_> {
                 chunk,
                 chunk_pos,
                 chunk_hint,
+                cached,
             } => {
+                let i = cached.partition_point(|(p, b)| p + b.len() as u64 <= pos);
+                if let Some((cpos, bytes)) = cached.get(i).filter(|(p, _)| *p <= pos) {
+                    // Writes hold whole batches, so a batch never spans two cached writes.
+                    let rel = (pos - cpos) as usize;
+                    let h = batch::verify(&bytes[rel..]).map_err(|e| (pos, describe(e)))?;
+                    return Ok((h, bytes.slice(rel..rel + h.len as usize)));
+                }
                 let covered = |chunk: &Bytes, chunk_pos: u64, want: u64| {
                     pos >= chunk_pos && pos + want <= chunk_pos + chunk.len() as u64
                 };
@@ -186,6 +201,7 @@ impl LogView {
                 chunk: Bytes::new(),
                 chunk_pos: 0,
                 chunk_hint: hint,
+                cached: &[],
             },
         })
     }
@@ -229,6 +245,7 @@ impl LogView {
             chunk: Bytes::new(),
             chunk_pos: 0,
             chunk_hint: hint,
+            cached: &self.active_tail,
         };
         self.read_segment(
             &mut src,
@@ -314,6 +331,7 @@ impl LogView {
             chunk: Bytes::new(),
             chunk_pos: 0,
             chunk_hint: 1 << 20,
+            cached: &self.active_tail,
         };
         let found = scan_for_time(&mut src, pos, self.active_visible_len, timestamp_ms)
             .map_err(|e| self.corrupt(self.active_id, &self.active_path, e))?;

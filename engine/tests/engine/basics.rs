@@ -2,11 +2,15 @@ use std::sync::Arc;
 
 use shardline_engine::config::Durability;
 use shardline_engine::io::IoMode;
-use shardline_engine::{CreateStream, Engine, EngineConfig, Offset, PutRecord, ShardId};
+use shardline_engine::{CreateStream, EngineConfig, Offset, PutRecord, ShardId};
+
+use crate::harness;
 
 fn config(io: IoMode) -> EngineConfig {
-    let mut c = EngineConfig::default();
-    c.io = io;
+    let mut c = EngineConfig {
+        io,
+        ..EngineConfig::default()
+    };
     c.log.segment_max_bytes = 4096;
     c
 }
@@ -17,7 +21,7 @@ fn put_read_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = Vec::new();
         {
-            let engine = Engine::open(dir.path(), config(io.clone())).unwrap();
+            let engine = harness::open(dir.path(), config(io.clone())).unwrap();
             let s = engine.create_stream(CreateStream::new("s1", 2)).unwrap();
             for i in 0..200 {
                 let key = format!("key-{i}");
@@ -30,9 +34,10 @@ fn put_read_reopen() {
                 let r = r.into_iter().next().unwrap().unwrap();
                 expected.push((r.shard, r.sequence_number, data));
             }
-            engine.shutdown();
+            drop(s);
+            harness::close(engine);
         }
-        let engine = Engine::open(dir.path(), config(io.clone())).unwrap();
+        let engine = harness::open(dir.path(), config(io.clone())).unwrap();
         let s = engine.stream("s1").unwrap();
         let mut got = Vec::new();
         for id in [ShardId(0), ShardId(1)] {
@@ -43,8 +48,8 @@ fn put_read_reopen() {
                 got.push((id, seq, String::from_utf8(r.data.to_vec()).unwrap()));
             }
         }
-        expected.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        expected.sort_by_key(|a| (a.0, a.1));
+        got.sort_by_key(|a| (a.0, a.1));
         assert_eq!(got, expected);
         let (_, segments) = s.shard(ShardId(0)).unwrap().disk_usage();
         assert!(segments > 1, "segments rolled at 4 KiB");
@@ -56,7 +61,7 @@ fn concurrent_producers_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(IoMode::Auto);
     c.durability = Durability::Sync;
-    let engine = Engine::open(dir.path(), c).unwrap();
+    let engine = harness::open(dir.path(), c).unwrap();
     let s = engine.create_stream(CreateStream::new("s", 1)).unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -65,7 +70,11 @@ fn concurrent_producers_group_commit() {
                 for i in 0..100 {
                     let k = format!("{t}");
                     let d = format!("{t}-{i}");
-                    let r = s.put_records(&[PutRecord { partition_key: &k, explicit_hash_key: None, data: d.as_bytes() }]);
+                    let r = s.put_records(&[PutRecord {
+                        partition_key: &k,
+                        explicit_hash_key: None,
+                        data: d.as_bytes(),
+                    }]);
                     r[0].as_ref().unwrap();
                 }
             })
@@ -74,7 +83,11 @@ fn concurrent_producers_group_commit() {
     for t in threads {
         t.join().unwrap();
     }
-    let out = s.shard(ShardId(0)).unwrap().read(Offset(0), 10_000, 10 << 20).unwrap();
+    let out = s
+        .shard(ShardId(0))
+        .unwrap()
+        .read(Offset(0), 10_000, 10 << 20)
+        .unwrap();
     assert_eq!(out.records.len(), 800);
     for (i, r) in out.records.iter().enumerate() {
         assert_eq!(r.offset, Offset(i as u64));

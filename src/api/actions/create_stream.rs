@@ -58,6 +58,9 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     if let Ok(old) = api.engine.stream(&name) {
         let _ = reap_if_deleted(api, &old);
     }
+    if mode == StreamMode::Provisioned {
+        super::limits::check_shard_quota(api, i128::from(shards))?;
+    }
     let mut spec = CreateStream::new(name, shards);
     spec.mode = mode;
     spec.max_record_bytes = max_kib.map(|k| (k * 1024) as u32);

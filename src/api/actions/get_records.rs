@@ -6,7 +6,7 @@ use super::common::{blocking, STREAM_ARN_PATTERN, STREAM_ARN_RE};
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
 use crate::api::iterator::{IteratorPosition, MAX_ITERATOR_CHARS};
-use crate::api::value::Value;
+use crate::api::value::{RecordList, Value};
 use crate::api::{limits, now_ms, Api};
 
 /// `Limit`: 1 to 10000 records, default 10000; at most 10 MiB per call.
@@ -48,7 +48,8 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         .filter(|s| s.meta().created_ms == pos.stream_created_ms)
         .ok_or_else(|| {
             ApiError::ResourceNotFound(format!(
-                "Stream {} under account {account} not found.",
+                "Shard {} in stream {} under account {account} does not exist",
+                ShardId(pos.shard_index),
                 pos.stream_name
             ))
         })?;
@@ -84,33 +85,14 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         out.bytes,
         behind,
     );
-    let records = out
-        .records
-        .iter()
-        .map(|r| {
-            let seq = shardline_engine::SequenceNumber::for_record(
-                sm.seq_epoch_secs,
-                id,
-                r.offset,
-                r.timestamp_ms,
-            );
-            Value::map([
-                ("SequenceNumber", Value::String(seq.to_string())),
-                (
-                    "ApproximateArrivalTimestamp",
-                    Value::Timestamp(r.timestamp_ms as i64),
-                ),
-                ("Data", Value::Blob(r.data.clone())),
-                (
-                    "PartitionKey",
-                    Value::String(String::from_utf8_lossy(&r.partition_key).into_owned()),
-                ),
-            ])
-        })
-        .collect();
+    let records = Value::Records(RecordList {
+        epoch_secs: sm.seq_epoch_secs,
+        shard: id,
+        records: out.records,
+    });
     let at_end = sm.end_offset.is_some_and(|end| out.next.0 >= end);
     let mut fields = vec![
-        ("Records", Value::List(records)),
+        ("Records", records),
         ("MillisBehindLatest", Value::Int(i128::from(behind))),
     ];
     if at_end {

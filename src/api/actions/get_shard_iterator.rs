@@ -39,19 +39,37 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         SEQUENCE_PATTERN,
     );
     v.finish()?;
-    let stream = r.resolve(api)?;
-    let meta = stream.meta();
-    require_readable(api, &meta)?;
     let account = api.account();
     let shard_id = shard_id.unwrap_or_default();
     let kind = kind.unwrap_or_default();
+    let stream_name = r
+        .name
+        .or(r.arn.and_then(|a| a.rsplit_once("stream/").map(|(_, n)| n)));
+    // AWS names the shard, not the stream, when either is missing; an id that does not
+    // parse is "Could not find shard".
+    let Some(id) = ShardId::parse(shard_id) else {
+        return Err(ApiError::ResourceNotFound(format!(
+            "Could not find shard {shard_id} in stream {} under account {account}.",
+            stream_name.unwrap_or_default()
+        )));
+    };
+    let stream = match r.resolve(api) {
+        Err(ApiError::ResourceNotFound(_)) => {
+            return Err(ApiError::ResourceNotFound(format!(
+                "Shard {id} in stream {} under account {account} does not exist",
+                stream_name.unwrap_or_default()
+            )))
+        }
+        other => other?,
+    };
+    let meta = stream.meta();
+    require_readable(api, &meta)?;
     let not_found = |id: &str| {
         ApiError::ResourceNotFound(format!(
             "Shard {id} in stream {} under account {account} does not exist",
             meta.name
         ))
     };
-    let id = ShardId::parse(shard_id).ok_or_else(|| not_found(shard_id))?;
     let sm = meta
         .shards
         .iter()

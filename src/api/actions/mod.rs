@@ -9,7 +9,7 @@ mod describe_stream;
 mod encryption;
 mod get_records;
 mod get_shard_iterator;
-mod limits;
+pub(crate) mod limits;
 mod list_shards;
 mod list_streams;
 mod monitoring;

@@ -119,6 +119,7 @@ pub async fn put_records(api: &Api, req: Request<'_>) -> Option<Vec<u8>> {
     out.extend_from_slice(b",\"FailedRecordCount\":");
     out.extend_from_slice(failed.to_string().as_bytes());
     out.extend_from_slice(b",\"Records\":[");
+    let mut run = shardline_engine::seqno::DecimalRun::default();
     for (i, r) in results.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -126,7 +127,7 @@ pub async fn put_records(api: &Api, req: Request<'_>) -> Option<Vec<u8>> {
         match r {
             Ok(r) => {
                 out.extend_from_slice(b"{\"SequenceNumber\":\"");
-                out.extend_from_slice(r.sequence_number.to_string().as_bytes());
+                out.extend_from_slice(run.format(&r.sequence_number).as_bytes());
                 out.extend_from_slice(b"\",\"ShardId\":\"");
                 out.extend_from_slice(r.shard.to_string().as_bytes());
                 out.extend_from_slice(b"\"}");

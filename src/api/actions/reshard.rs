@@ -52,6 +52,7 @@ pub async fn split(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     v.finish()?;
     let stream = r.resolve(api)?;
     check_reshardable(api, &stream)?;
+    super::limits::check_shard_quota(api, 1)?;
     let id = find_shard(api, &stream, shard.unwrap_or_default())?;
     let meta = stream.meta();
     let sm = meta.shards.iter().find(|s| s.id == id).cloned();

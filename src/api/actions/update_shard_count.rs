@@ -183,6 +183,9 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     if target == current {
         return Ok(reply);
     }
+    if meta.mode == shardline_engine::meta::StreamMode::Provisioned {
+        super::limits::check_shard_quota(api, i128::from(target - current))?;
+    }
     // Count the call and enter UPDATING atomically with the ACTIVE check, so concurrent
     // calls cannot both pass it (with a transition time configured).
     let account = api.account().to_string();
