@@ -93,6 +93,14 @@ impl<'a> StreamRef<'a> {
         };
         let stream = api.engine.stream(name).map_err(|e| api.engine_error(e))?;
         reap_if_deleted(api, &stream)?;
+        if let (Some(arn), None) = (self.arn, self.name) {
+            // An ARN of another account or region names a stream this server does not have.
+            if arn != stream.meta().arn {
+                return Err(
+                    api.engine_error(shardline_engine::Error::StreamNotFound(name.to_string()))
+                );
+            }
+        }
         if let (Some(arn), Some(_)) = (self.arn, self.name) {
             if arn != stream.meta().arn {
                 return Err(ApiError::InvalidArgument(format!(

@@ -126,6 +126,12 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
             if parsed.epoch_secs != sm.seq_epoch_secs {
                 return Err(invalid(" because it did not come from this stream"));
             }
+            // A number the shard never handed out (beyond its last record) would make the
+            // iterator skip whatever is written up to it: refuse it.
+            let counter = parsed.offset().0;
+            if !parsed.is_shard_end() && counter > 0 && counter >= shard.next_offset().0 {
+                return Err(invalid(""));
+            }
             let at = if parsed.is_shard_end() {
                 end.unwrap_or_else(|| shard.next_offset().0)
             } else {

@@ -27,6 +27,8 @@ const FILTER_TYPES: [&str; 6] = [
 
 struct Token {
     stream: String,
+    /// The stream incarnation's creation time: a token outlives no delete and re-create.
+    created_ms: u64,
     after: u32,
     filter: String,
     issued_ms: u64,
@@ -34,21 +36,22 @@ struct Token {
 
 fn encode_token(t: &Token) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!(
-        "1|{}|{}|{}|{}",
-        t.after, t.issued_ms, t.filter, t.stream
+        "2|{}|{}|{}|{}|{}",
+        t.after, t.issued_ms, t.created_ms, t.filter, t.stream
     ))
 }
 
 fn decode_token(s: &str) -> Option<Token> {
     let raw = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
     let text = String::from_utf8(raw).ok()?;
-    let mut parts = text.splitn(5, '|');
-    if parts.next()? != "1" {
+    let mut parts = text.splitn(6, '|');
+    if parts.next()? != "2" {
         return None;
     }
     Some(Token {
         after: parts.next()?.parse().ok()?,
         issued_ms: parts.next()?.parse().ok()?,
+        created_ms: parts.next()?.parse().ok()?,
         filter: parts.next()?.to_string(),
         stream: parts.next()?.to_string(),
     })
@@ -109,7 +112,11 @@ pub fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
             let stream = api
                 .engine
                 .stream(&tok.stream)
-                .map_err(|e| api.engine_error(e))?;
+                .ok()
+                .filter(|s| s.meta().created_ms == tok.created_ms)
+                .ok_or_else(|| {
+                    api.engine_error(shardline_engine::Error::StreamNotFound(tok.stream.clone()))
+                })?;
             (stream, Some(ShardId(tok.after)), tok.filter)
         }
         None => {
@@ -185,6 +192,7 @@ pub fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     let next = match (more, shards.last()) {
         (true, Some(last)) => Value::String(encode_token(&Token {
             stream: meta.name.clone(),
+            created_ms: meta.created_ms,
             after: last.id.0,
             filter: ftype,
             issued_ms: now_ms(),
