@@ -2,8 +2,10 @@
 //!
 //! - `shardline serve`: open the data directory and serve the Kinesis API until SIGTERM or
 //!   Ctrl-C.
+//! - `shardline streams|put|tail`: a client for people against a running server ([`cli`]).
 
 mod api;
+mod cli;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -31,11 +33,17 @@ enum Command {
     /// Run the engine on a local data directory.
     #[command(after_help = api::metrics::SERVE_HELP)]
     Serve(ServeArgs),
+    /// Create, list, describe and delete streams on a running server.
+    Streams(cli::StreamsArgs),
+    /// Write stdin to a stream, one record per line.
+    Put(cli::PutArgs),
+    /// Print a stream's records as they arrive, following every shard.
+    Tail(cli::TailArgs),
 }
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address for the Kinesis HTTP API (HTTP/1.1 and h2c).
+    /// Address for the Kinesis HTTP API (HTTP/1.1 and HTTP/2: h2c, or TLS with --tls-cert).
     #[arg(long, default_value = "127.0.0.1:4567")]
     listen: std::net::SocketAddr,
     /// Shard iterator lifetime in seconds (AWS: 300).
@@ -58,6 +66,13 @@ struct ServeArgs {
     /// per line, `#` comments. Without it any signature (or none) is accepted.
     #[arg(long, value_name = "FILE")]
     auth: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. ALPN
+    /// offers h2 and http/1.1.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Enforce AWS's per-shard quotas: writes 1 MiB/s and 1,000 records/s, reads 5 calls/s
     /// and 2 MiB/s (ProvisionedThroughputExceededException beyond them).
     #[arg(long)]
@@ -107,6 +122,9 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Streams(args) => cli::streams(args),
+        Command::Put(args) => cli::put(args),
+        Command::Tail(args) => cli::tail(args),
     }
 }
 
@@ -116,6 +134,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(api::auth::Credentials::load)
         .transpose()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(api::tls::load(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = EngineConfig {
         durability: args.durability,
         io: IoMode::from_env().map_err(anyhow::Error::msg)?,
@@ -151,9 +174,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        println!("listening on http://{addr}");
+        println!("listening on {scheme}://{addr}");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(api::server::serve(listener, state, async {
+        let server = tokio::spawn(api::server::serve(listener, state, tls, async {
             let _ = rx.await;
         }));
         let signal = shutdown_signal().await;

@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: HTTP/1.1 and h2c on one port, the request envelope, health, metrics, logs.
+//! - [`server`]: HTTP/1.1 and HTTP/2 (h2c, or over TLS) on one port, the request envelope,
+//!   health, metrics, logs.
+//! - [`tls`]: `--tls-cert`/`--tls-key` loading and ALPN.
 //! - [`auth`]: SigV4 verification (`--auth`).
 //! - [`metrics`]: Prometheus series named after Kinesis's CloudWatch metrics.
 //! - [`limits`]: per-shard throughput quotas as token buckets (`--emulate-limits`).
@@ -21,6 +23,7 @@ pub mod iterator;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 pub mod value;
 
 use std::sync::Arc;

@@ -1,8 +1,8 @@
-//! The HTTP front: HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on one port, the AWS
-//! request envelope, and the checks AWS makes before an operation runs, in its order
-//! (SigV4 with `--auth` among them). Also `GET /health` and `GET /metrics`. Each Kinesis
-//! request is counted in the request metrics and logged as one `info` line (operation,
-//! status, error, duration) on stderr.
+//! The HTTP front: HTTP/1.1 and HTTP/2 on one port, cleartext (h2c prior knowledge) or TLS
+//! (`--tls-cert`, ALPN), the AWS request envelope, and the checks AWS makes before an
+//! operation runs, in its order (SigV4 with `--auth` among them). Also `GET /health` and
+//! `GET /metrics`. Each Kinesis request is counted in the request metrics and logged as one
+//! `info` line (operation, status, error, duration) on stderr.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,13 +15,16 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use super::actions::{self, Operation};
 use super::auth;
 use super::error::ApiError;
 use super::input::Members;
 use super::metrics::{self, OperationLabel};
+use super::tls::{self, Negotiated};
 use super::value::{self, Protocol, Value};
 use super::Api;
 
@@ -35,9 +38,14 @@ const SIGNING_SERVICE: &str = "kinesis";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Serves connections from `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish.
-pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<Output = ()>) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+/// requests finish. With `tls`, every connection is TLS (see [`super::tls`] for ALPN).
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<Api>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
@@ -45,18 +53,19 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let api = api.clone();
-                let svc = hyper::service::service_fn(move |req| {
-                    let api = api.clone();
-                    async move { Ok::<_, Infallible>(handle(api, req).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection ended: {e}");
+                let (api, builder, watcher) = (api.clone(), builder.clone(), graceful.watcher());
+                match &tls {
+                    None => tokio::spawn(serve_connection(
+                        TokioIo::new(stream),
+                        Negotiated::Nothing,
+                        api,
+                        builder,
+                        watcher,
+                    )),
+                    Some(acceptor) => {
+                        tokio::spawn(serve_tls(acceptor.clone(), stream, api, builder, watcher))
                     }
-                });
+                };
             }
             () = &mut shutdown => break,
         }
@@ -71,6 +80,70 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
             "shutdown: connections still busy after {}s, closing them",
             SHUTDOWN_GRACE.as_secs()
         );
+    }
+}
+
+/// Completes the handshake (bounded by [`tls::HANDSHAKE_TIMEOUT`]), then serves the
+/// protocol ALPN chose. A pending handshake holds `watcher`, so shutdown waits for it too.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    api: Arc<Api>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+) {
+    let stream = match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(
+                "TLS handshake not done after {}s, closing",
+                tls::HANDSHAKE_TIMEOUT.as_secs()
+            );
+            return;
+        }
+    };
+    let protocol = tls::negotiated(stream.get_ref().1);
+    serve_connection(TokioIo::new(stream), protocol, api, builder, watcher).await;
+}
+
+/// Serves one connection: the protocol ALPN named, or (cleartext, or TLS without ALPN)
+/// HTTP/2 when the client opens with the HTTP/2 preface and HTTP/1.1 otherwise.
+async fn serve_connection<I>(
+    io: I,
+    protocol: Negotiated,
+    api: Arc<Api>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(handle(api, req).await) }
+    });
+    // `http1_only`/`http2_only` are ignored by `serve_connection_with_upgrades`, so the
+    // pinned protocols use `serve_connection` (HTTP/1.1 upgrades are unused by Kinesis).
+    let ended = match protocol {
+        Negotiated::Nothing => {
+            watcher
+                .watch(builder.serve_connection_with_upgrades(io, svc))
+                .await
+        }
+        Negotiated::Http2 => {
+            let builder = builder.http2_only();
+            watcher.watch(builder.serve_connection(io, svc)).await
+        }
+        Negotiated::Http11 => {
+            let builder = builder.http1_only();
+            watcher.watch(builder.serve_connection(io, svc)).await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!("connection ended: {e}");
     }
 }
 

@@ -1,0 +1,333 @@
+//! One Kinesis endpoint and one `call` per operation.
+//!
+//! Every call is `POST /` with `X-Amz-Target: Kinesis_20131202.<Op>` and an awsJson1.1 body,
+//! over HTTP/1.1 on a pooled keep-alive connection. A non-200 answer becomes
+//! [`CallError::Service`] from the body's `__type` (any `…#` prefix and `:…` suffix dropped,
+//! as botocore does) and `message` (or `Message`). Only `http://` endpoints: there is no TLS
+//! client here yet.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::sign::Signer;
+
+/// Where the commands go when neither `--endpoint` nor the environment says otherwise:
+/// `shardline serve`'s default `--listen`.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4567";
+const JSON_TYPE: &str = "application/x-amz-json-1.1";
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+/// How long one call may take before it counts as failed (and, for `put`, is retried).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest response body read: GetRecords answers at most 10 MiB of data (Kinesis API
+/// reference), which base64 and the JSON around it grow to under 16 MiB.
+const MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// How much of an unexpected (non-JSON) response body an error message quotes.
+const QUOTED_BODY_CHARS: usize = 200;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The server answered with a Kinesis error.
+    #[error("{kind}{}{message}", if message.is_empty() { "" } else { ": " })]
+    Service {
+        /// `__type`, e.g. `ResourceNotFoundException`.
+        kind: String,
+        message: String,
+        status: StatusCode,
+    },
+    /// A header that cannot be sent, e.g. a session token with control characters.
+    #[error("cannot build the {op} request: {detail}")]
+    Request { op: String, detail: String },
+    #[error("cannot reach {endpoint}")]
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("no answer from {endpoint} within {} s", CALL_TIMEOUT.as_secs())]
+    Timeout { endpoint: String },
+    #[error("reading the response from {endpoint}")]
+    Body {
+        endpoint: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A body that is not the JSON the operation answers with.
+    #[error("unexpected response to {op} (HTTP {status}): {detail}")]
+    BadResponse {
+        op: String,
+        status: StatusCode,
+        detail: String,
+    },
+}
+
+impl CallError {
+    /// Whether the same call may succeed later: throttling, server faults and transport
+    /// failures, not errors in the request itself.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CallError::Service { kind, status, .. } => {
+                status.is_server_error()
+                    || matches!(
+                        kind.as_str(),
+                        "ProvisionedThroughputExceededException"
+                            | "ThrottlingException"
+                            | "LimitExceededException"
+                            | "InternalFailure"
+                            | "ServiceUnavailable"
+                    )
+            }
+            CallError::Unreachable { .. } | CallError::Timeout { .. } | CallError::Body { .. } => {
+                true
+            }
+            CallError::BadResponse { status, .. } => status.is_server_error(),
+            CallError::Request { .. } => false,
+        }
+    }
+
+    /// The Kinesis error type, for a [`CallError::Service`].
+    pub fn kind(&self) -> Option<&str> {
+        match self {
+            CallError::Service { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+/// A Kinesis endpoint with a pooled HTTP/1.1 client.
+pub struct Client {
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    /// `host:port` as sent in `Host` (and signed).
+    authority: String,
+    /// The endpoint as given, for error messages.
+    endpoint: String,
+    signer: Option<Signer>,
+}
+
+impl Client {
+    /// A client for `endpoint`, else the environment's endpoint, else [`DEFAULT_ENDPOINT`].
+    ///
+    /// # Errors
+    /// The endpoint is not an `http://` URL.
+    pub fn new(endpoint: Option<&str>) -> anyhow::Result<Client> {
+        let endpoint = endpoint
+            .map(str::to_string)
+            .or_else(endpoint_from_env)
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        let uri: Uri = endpoint
+            .parse()
+            .map_err(|e| anyhow::anyhow!("endpoint '{endpoint}' is not a URL: {e}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => anyhow::bail!(
+                "endpoint '{endpoint}': https is not supported by this client yet; use http://"
+            ),
+            _ => anyhow::bail!("endpoint '{endpoint}' must start with http://"),
+        }
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .ok_or_else(|| anyhow::anyhow!("endpoint '{endpoint}' has no host"))?;
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Ok(Client {
+            http,
+            uri,
+            authority,
+            endpoint,
+            signer: Signer::from_env(),
+        })
+    }
+
+    /// Calls `op` with `request` as the JSON body and decodes the answer. Operations without
+    /// output answer an empty body, read as `{}`.
+    ///
+    /// # Errors
+    /// [`CallError`]: the server's error, a transport failure, or an unreadable answer.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        op: &str,
+        request: &Req,
+    ) -> Result<Resp, CallError> {
+        let body = serde_json::to_vec(request)
+            .expect("invariant: request types serialize to JSON (string keys, finite numbers)");
+        let target = format!("{TARGET_PREFIX}{op}");
+        let mut req = Request::post(self.uri.clone())
+            .header(HOST, &self.authority)
+            .header(CONTENT_TYPE, JSON_TYPE)
+            .header("x-amz-target", &target)
+            .header(
+                USER_AGENT,
+                concat!("shardline-cli/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(signer) = &self.signer {
+            let signed = [
+                (CONTENT_TYPE.as_str(), JSON_TYPE),
+                ("x-amz-target", &target),
+            ];
+            let path = self.uri.path();
+            for (name, value) in signer.sign(&self.authority, path, &signed, &body) {
+                req = req.header(name, value);
+            }
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CallError::Request {
+                op: op.to_string(),
+                detail: e.to_string(),
+            })?;
+        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.send(req))
+            .await
+            .map_err(|_| CallError::Timeout {
+                endpoint: self.endpoint.clone(),
+            })??;
+        if status == StatusCode::OK {
+            let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| CallError::BadResponse {
+                op: op.to_string(),
+                status,
+                detail: e.to_string(),
+            });
+        }
+        Err(service_error(op, status, &bytes))
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), CallError> {
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|source| CallError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|source| CallError::Body {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        Ok((status, body.to_bytes()))
+    }
+}
+
+/// `AWS_ENDPOINT_URL_KINESIS`, else `AWS_ENDPOINT_URL`, as the AWS SDKs read them (unless
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`).
+fn endpoint_from_env() -> Option<String> {
+    let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if ignore {
+        return None;
+    }
+    ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|v| !v.is_empty())
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "__type")]
+    kind: Option<String>,
+    message: Option<String>,
+    #[serde(rename = "Message")]
+    message_capital: Option<String>,
+}
+
+fn service_error(op: &str, status: StatusCode, body: &[u8]) -> CallError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            kind: Some(kind),
+            message,
+            message_capital,
+        }) => {
+            let kind = kind.rsplit('#').next().unwrap_or_default();
+            let kind = kind.split(':').next().unwrap_or_default().to_string();
+            CallError::Service {
+                kind,
+                message: message.or(message_capital).unwrap_or_default(),
+                status,
+            }
+        }
+        _ => CallError::BadResponse {
+            op: op.to_string(),
+            status,
+            detail: String::from_utf8_lossy(body)
+                .chars()
+                .take(QUOTED_BODY_CHARS)
+                .collect(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_error_drops_namespace_and_suffix() {
+        let e = service_error(
+            "DescribeStream",
+            StatusCode::BAD_REQUEST,
+            br#"{"__type":"com.amazon.coral.service#ResourceNotFoundException:http://x","message":"Stream s not found."}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "ResourceNotFoundException: Stream s not found."
+        );
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn service_error_reads_capital_message_and_bare_type() {
+        let e = service_error(
+            "PutRecords",
+            StatusCode::BAD_REQUEST,
+            br#"{"__type":"SerializationException","Message":"Start of list found where not expected"}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "SerializationException: Start of list found where not expected"
+        );
+        let e = service_error(
+            "PutRecords",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"__type":"InternalFailure"}"#,
+        );
+        assert_eq!(e.to_string(), "InternalFailure");
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn non_json_error_quotes_the_body() {
+        let e = service_error(
+            "ListStreams",
+            StatusCode::NOT_FOUND,
+            b"<UnknownOperationException/>",
+        );
+        assert_eq!(
+            e.to_string(),
+            "unexpected response to ListStreams (HTTP 404 Not Found): <UnknownOperationException/>"
+        );
+    }
+
+    #[test]
+    fn endpoint_must_be_plain_http() {
+        assert!(Client::new(Some("https://kinesis.us-east-1.amazonaws.com")).is_err());
+        assert!(Client::new(Some("127.0.0.1:4567")).is_err());
+        let c = Client::new(Some("http://127.0.0.1:9")).unwrap();
+        assert_eq!(c.authority, "127.0.0.1:9");
+    }
+}

@@ -1,0 +1,179 @@
+//! `shardline streams|put|tail`: a small client for people, speaking the Kinesis JSON API
+//! (awsJson1.1 over HTTP/1.1) to a running server, this one or any other Kinesis endpoint.
+//!
+//! # Layout
+//!
+//! - [`client`]: the endpoint, one `call` per operation, server errors as `__type: message`.
+//! - [`sign`]: SigV4 signing when AWS credentials are in the environment.
+//! - [`mod@streams`]: `streams create|list|describe|delete`.
+//! - [`mod@put`]: stdin lines to PutRecords batches, with retries of failed entries.
+//! - [`mod@tail`]: GetRecords over every shard, following resharding into child shards.
+//!
+//! The commands run on a single-threaded tokio runtime: they make one call at a time, and
+//! output stays in the order the calls return.
+
+mod client;
+mod put;
+mod sign;
+mod streams;
+mod tail;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+pub use client::Client;
+
+/// Where the server is; shared by every client subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// The Kinesis endpoint (default: $AWS_ENDPOINT_URL_KINESIS, else $AWS_ENDPOINT_URL, else
+    /// http://127.0.0.1:4567). Requests are SigV4-signed when $AWS_ACCESS_KEY_ID and
+    /// $AWS_SECRET_ACCESS_KEY are set.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StreamsArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: StreamsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum StreamsCommand {
+    /// Create a provisioned stream and wait until it is ACTIVE.
+    Create {
+        /// The stream's name (1 to 128 of `a-zA-Z0-9_.-`).
+        name: String,
+        /// Number of shards.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        shards: u32,
+        /// Return once the server has accepted the request, without waiting for ACTIVE.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List stream names, one per line.
+    List,
+    /// Show a stream's status, retention and shards (hash key and sequence number ranges).
+    Describe {
+        /// The stream's name.
+        name: String,
+    },
+    /// Delete a stream and wait until it is gone.
+    Delete {
+        /// The stream's name.
+        name: String,
+        /// Return once the server has accepted the request, without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The stream to write to.
+    stream: String,
+    /// Partition key for every record (default: the line number, which spreads lines over
+    /// the shards).
+    #[arg(long, value_name = "KEY", value_parser = parse_partition_key)]
+    partition_key: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The stream to read.
+    stream: String,
+    /// Where to start in each shard.
+    #[arg(long, value_enum, default_value_t = Position::Latest)]
+    from: Position,
+    /// Keep polling for new records (the default).
+    #[arg(long, overrides_with = "no_follow")]
+    follow: bool,
+    /// Stop once every shard is caught up.
+    #[arg(long, overrides_with = "follow")]
+    no_follow: bool,
+    /// One JSON object per record: shard, sequence_number, partition_key, timestamp, data,
+    /// encoding (`utf-8`, or `base64` for data that is not valid UTF-8).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where `tail` starts reading each shard.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// The oldest record still kept, in every shard (parents before their children).
+    TrimHorizon,
+    /// Only records written after the start, in the open shards.
+    Latest,
+}
+
+/// Partition keys are 1 to 256 characters (Kinesis API reference, PutRecordsRequestEntry).
+const MAX_PARTITION_KEY_CHARS: usize = 256;
+
+fn parse_partition_key(s: &str) -> Result<String, String> {
+    let chars = s.chars().count();
+    if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
+        return Err(format!(
+            "a partition key has 1 to {MAX_PARTITION_KEY_CHARS} characters, not {chars}"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Runs `shardline streams ...`.
+///
+/// # Errors
+/// The server's `__type: message`, or why the server could not be reached.
+pub fn streams(args: StreamsArgs) -> anyhow::Result<()> {
+    let client = Client::new(args.connection.endpoint.as_deref())?;
+    block_on(async {
+        match args.command {
+            StreamsCommand::Create {
+                name,
+                shards,
+                no_wait,
+            } => streams::create(&client, &name, shards, !no_wait).await,
+            StreamsCommand::List => streams::list(&client).await,
+            StreamsCommand::Describe { name } => streams::describe(&client, &name).await,
+            StreamsCommand::Delete { name, no_wait } => {
+                streams::delete(&client, &name, !no_wait).await
+            }
+        }
+    })
+}
+
+/// Runs `shardline put STREAM`.
+///
+/// # Errors
+/// A server error that retrying cannot fix, or records that could not be written.
+pub fn put(args: PutArgs) -> anyhow::Result<()> {
+    let client = Client::new(args.connection.endpoint.as_deref())?;
+    block_on(put::run(&client, &args.stream, args.partition_key))
+}
+
+/// Runs `shardline tail STREAM`.
+///
+/// # Errors
+/// A server error, or stdout failing for a reason other than a closed pipe.
+pub fn tail(args: TailArgs) -> anyhow::Result<()> {
+    let client = Client::new(args.connection.endpoint.as_deref())?;
+    let options = tail::Options {
+        from: args.from,
+        follow: !args.no_follow,
+        json: args.json,
+    };
+    block_on(tail::run(&client, &args.stream, options))
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?
+        .block_on(f)
+}
