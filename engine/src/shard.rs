@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Offset, ShardId};
 use crate::log::batch::{BatchHeader, PendingBatch};
 use crate::log::read::Limits;
-use crate::log::{ReadOutcome, RollPlan, ShardLog, Target};
+use crate::log::{BatchRead, ReadOutcome, RollPlan, ShardLog, Target};
 
 /// What an acknowledged append got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,6 +344,27 @@ impl Shard {
     pub fn read(&self, from: Offset, max_records: usize, max_bytes: usize) -> Result<ReadOutcome> {
         let view = self.state.lock().log.view(Target::Offset(from.0));
         view.read(
+            from,
+            Limits {
+                max_records,
+                max_bytes,
+            },
+        )
+    }
+
+    /// Reads visible records from `from` as whole shared batches (the bulk read path: one
+    /// reference count per batch rather than two per record).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on a damaged batch; I/O errors.
+    pub fn read_batches(
+        &self,
+        from: Offset,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<BatchRead> {
+        let view = self.state.lock().log.view(Target::Offset(from.0));
+        view.read_batches(
             from,
             Limits {
                 max_records,

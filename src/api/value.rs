@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use shardline_engine::log::batch::RecordView;
+use shardline_engine::log::BatchRead;
 use shardline_engine::seqno::DecimalRun;
-use shardline_engine::{Record, SequenceNumber, ShardId};
+use shardline_engine::{SequenceNumber, ShardId};
 
 /// Which body encoding a request used; the response uses the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,20 +57,18 @@ pub enum Value {
 pub struct RecordList {
     pub epoch_secs: u64,
     pub shard: ShardId,
-    pub records: Vec<Record>,
+    /// The records, as the log's batches hold them.
+    pub read: BatchRead,
 }
 
 impl RecordList {
-    fn sequence_number(&self, r: &Record) -> SequenceNumber {
+    fn sequence_number(&self, r: &RecordView<'_>) -> SequenceNumber {
         SequenceNumber::for_record(self.epoch_secs, self.shard, r.offset, r.timestamp_ms)
     }
 
     /// Bytes the JSON rendering takes, near enough to size the output once.
     fn json_size_hint(&self) -> usize {
-        self.records
-            .iter()
-            .map(|r| r.data.len().div_ceil(3) * 4 + r.partition_key.len() + 160)
-            .sum()
+        (self.read.bytes / 3 + 1) * 4 + self.read.record_count * 160
     }
 }
 
@@ -203,14 +203,14 @@ fn to_cbor(v: &Value) -> ciborium::Value {
                 .collect(),
         ),
         Value::Records(list) => ciborium::Value::Array(
-            list.records
-                .iter()
+            list.read
+                .records()
                 .map(|r| {
                     let text = |s: &str| ciborium::Value::Text(s.to_string());
                     ciborium::Value::Map(vec![
                         (
                             text("SequenceNumber"),
-                            text(&list.sequence_number(r).to_string()),
+                            text(&list.sequence_number(&r).to_string()),
                         ),
                         (
                             text("ApproximateArrivalTimestamp"),
@@ -222,7 +222,7 @@ fn to_cbor(v: &Value) -> ciborium::Value {
                         (text("Data"), ciborium::Value::Bytes(r.data.to_vec())),
                         (
                             text("PartitionKey"),
-                            text(&String::from_utf8_lossy(&r.partition_key)),
+                            text(&String::from_utf8_lossy(r.partition_key)),
                         ),
                     ])
                 })
@@ -290,18 +290,18 @@ fn json_size_hint(v: &Value) -> usize {
 fn write_json_records(out: &mut Vec<u8>, list: &RecordList) {
     let mut run = DecimalRun::default();
     out.push(b'[');
-    for (i, r) in list.records.iter().enumerate() {
+    for (i, r) in list.read.records().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"SequenceNumber\":\"");
-        out.extend_from_slice(run.format(&list.sequence_number(r)).as_bytes());
+        out.extend_from_slice(run.format(&list.sequence_number(&r)).as_bytes());
         out.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
         write_json(out, &Value::Timestamp(r.timestamp_ms as i64));
         out.extend_from_slice(b",\"Data\":\"");
-        base64_simd::STANDARD.encode_append(&r.data, out);
+        base64_simd::STANDARD.encode_append(r.data, out);
         out.extend_from_slice(b"\",\"PartitionKey\":");
-        write_json_string(out, &String::from_utf8_lossy(&r.partition_key));
+        write_json_string(out, &String::from_utf8_lossy(r.partition_key));
         out.push(b'}');
     }
     out.push(b']');

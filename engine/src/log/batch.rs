@@ -266,6 +266,93 @@ pub fn verify(b: &[u8]) -> Result<BatchHeader, DecodeError> {
     Ok(header)
 }
 
+/// A record borrowed from a batch's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: Offset,
+    /// Approximate arrival time, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    pub partition_key: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// Walks the records of a verified batch, checking each record's bounds.
+#[derive(Debug, Clone)]
+pub struct RecordIter<'a> {
+    b: &'a [u8],
+    header: BatchHeader,
+    pos: usize,
+    i: u32,
+    failed: bool,
+}
+
+/// The records of a verified batch (`b` holds at least `header.len` bytes).
+pub fn iter_records<'a>(header: &BatchHeader, b: &'a [u8]) -> RecordIter<'a> {
+    RecordIter {
+        b,
+        header: *header,
+        pos: HEADER_LEN,
+        i: 0,
+        failed: false,
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<RecordView<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let end = self.header.len as usize;
+        if self.failed {
+            return None;
+        }
+        let fail = |me: &mut Self, e: DecodeError| {
+            me.failed = true;
+            Some(Err(e))
+        };
+        if self.b.len() < end {
+            return fail(self, DecodeError::Incomplete);
+        }
+        let (b, pos, i) = (self.b, self.pos, self.i);
+        if i == self.header.record_count {
+            if pos != end {
+                return fail(
+                    self,
+                    DecodeError::Bad(format!(
+                        "{} bytes left over after the last record",
+                        end - pos
+                    )),
+                );
+            }
+            return None;
+        }
+        if end - pos < RECORD_HEADER_LEN {
+            return fail(
+                self,
+                DecodeError::Bad(format!("record {i} header runs past the batch")),
+            );
+        }
+        let ts_delta = u32_at(b, pos + REC_TS_DELTA_OFFSET);
+        let key_len = usize::from(u16_at(b, pos + REC_KEY_LEN_OFFSET));
+        let data_len = u32_at(b, pos + REC_DATA_LEN_OFFSET) as usize;
+        let key_start = pos + RECORD_HEADER_LEN;
+        let data_start = key_start + key_len;
+        let Some(rec_end) = data_start.checked_add(data_len).filter(|e| *e <= end) else {
+            return fail(
+                self,
+                DecodeError::Bad(format!("record {i} runs past the batch")),
+            );
+        };
+        self.pos = rec_end;
+        self.i += 1;
+        Some(Ok(RecordView {
+            offset: Offset(self.header.base_offset.0 + u64::from(i)),
+            timestamp_ms: self.header.first_timestamp_ms + u64::from(ts_delta),
+            partition_key: &b[key_start..data_start],
+            data: &b[data_start..rec_end],
+        }))
+    }
+}
+
 /// Splits a verified batch (exactly `header.len` bytes of `batch`) into records, sharing
 /// `batch`'s buffer. Records before `from` are skipped.
 ///
@@ -277,43 +364,16 @@ pub fn records(
     from: Offset,
     out: &mut Vec<Record>,
 ) -> Result<(), DecodeError> {
-    let b = &batch[..];
-    let end = header.len as usize;
-    if b.len() < end {
-        return Err(DecodeError::Incomplete);
-    }
-    let mut pos = HEADER_LEN;
-    for i in 0..header.record_count {
-        if end - pos < RECORD_HEADER_LEN {
-            return Err(DecodeError::Bad(format!(
-                "record {i} header runs past the batch"
-            )));
-        }
-        let ts_delta = u32_at(b, pos + REC_TS_DELTA_OFFSET);
-        let key_len = usize::from(u16_at(b, pos + REC_KEY_LEN_OFFSET));
-        let data_len = u32_at(b, pos + REC_DATA_LEN_OFFSET) as usize;
-        let key_start = pos + RECORD_HEADER_LEN;
-        let data_start = key_start + key_len;
-        let rec_end = data_start
-            .checked_add(data_len)
-            .filter(|e| *e <= end)
-            .ok_or_else(|| DecodeError::Bad(format!("record {i} runs past the batch")))?;
-        let offset = Offset(header.base_offset.0 + u64::from(i));
-        if offset >= from {
+    for r in iter_records(header, batch) {
+        let r = r?;
+        if r.offset >= from {
             out.push(Record {
-                offset,
-                timestamp_ms: header.first_timestamp_ms + u64::from(ts_delta),
-                partition_key: batch.slice(key_start..data_start),
-                data: batch.slice(data_start..rec_end),
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                partition_key: batch.slice_ref(r.partition_key),
+                data: batch.slice_ref(r.data),
             });
         }
-        pos = rec_end;
-    }
-    if pos != end {
-        return Err(DecodeError::Bad(format!(
-            "{} bytes left over after the last record",
-            end - pos
-        )));
     }
     Ok(())
 }

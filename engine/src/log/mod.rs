@@ -36,7 +36,7 @@ use batch::BatchHeader;
 use index::SparseIndex;
 use recovery::{RecoveryMode, Scan};
 
-pub use read::{LogView, ReadMode, ReadOutcome, Target};
+pub use read::{BatchRead, LogView, ReadBatch, ReadMode, ReadOutcome, Target};
 
 /// Log settings that matter to one shard.
 #[derive(Debug, Clone)]

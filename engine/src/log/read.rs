@@ -74,6 +74,8 @@ enum Source<'a> {
         end: u64,
         chunk: Bytes,
         chunk_pos: u64,
+        /// The next read's size: it starts small (a seek or a small read touches little)
+        /// and doubles, up to `MAX_READ_SPAN`, as a long read goes on.
         chunk_hint: usize,
         /// Whole writes already in memory; consulted before reading the file.
         cached: &'a [(u64, Bytes)],
@@ -82,6 +84,8 @@ enum Source<'a> {
 
 /// The most bytes one read walks through; views hand out cached writes up to this span.
 pub(crate) const MAX_READ_SPAN: u64 = 16 << 20;
+/// Size of a read's first `pread`; later ones double.
+const FIRST_READ_BYTES: usize = 64 << 10;
 
 impl Source<'_> {
     /// The verified batch at `pos`, sharing the source's buffer.
@@ -114,6 +118,7 @@ impl Source<'_> {
                 };
                 if !covered(chunk, *chunk_pos, batch::HEADER_LEN as u64) {
                     let n = (*end - pos).min(*chunk_hint as u64) as usize;
+                    *chunk_hint = (*chunk_hint * 2).min(MAX_READ_SPAN as usize);
                     *chunk = read(file, pos, n)?;
                     *chunk_pos = pos;
                 }
@@ -132,6 +137,7 @@ impl Source<'_> {
                 }
                 if !covered(chunk, *chunk_pos, need) {
                     let n = (*end - pos).min(need.max(*chunk_hint as u64)) as usize;
+                    *chunk_hint = (*chunk_hint * 2).min(MAX_READ_SPAN as usize);
                     *chunk = read(file, pos, n)?;
                     *chunk_pos = pos;
                 }
@@ -153,6 +159,55 @@ fn describe(e: DecodeError) -> String {
     match e {
         DecodeError::Incomplete => "incomplete batch".into(),
         DecodeError::Bad(r) => r,
+    }
+}
+
+/// One batch of a [`BatchRead`]: the records `skip .. skip + take` of it are returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBatch {
+    header: BatchHeader,
+    /// The whole batch, shared with the segment map, the tail cache or a read buffer.
+    bytes: Bytes,
+    skip: u32,
+    take: u32,
+}
+
+impl ReadBatch {
+    /// The returned records, borrowed from the batch.
+    pub fn records(&self) -> impl Iterator<Item = batch::RecordView<'_>> {
+        // The read already walked (and bounds-checked) these records.
+        batch::iter_records(&self.header, &self.bytes)
+            .skip(self.skip as usize)
+            .take(self.take as usize)
+            .map_while(std::result::Result::ok)
+    }
+
+    /// Number of returned records in this batch.
+    pub fn len(&self) -> usize {
+        self.take as usize
+    }
+
+    /// Never true: batches without a returned record are left out.
+    pub fn is_empty(&self) -> bool {
+        self.take == 0
+    }
+}
+
+/// Records read as whole batches, and where to continue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchRead {
+    pub batches: Vec<ReadBatch>,
+    /// The offset to read from next time.
+    pub next: Offset,
+    /// Sum of partition key and data bytes returned.
+    pub bytes: usize,
+    pub record_count: usize,
+}
+
+impl BatchRead {
+    /// Every returned record, in order.
+    pub fn records(&self) -> impl Iterator<Item = batch::RecordView<'_>> {
+        self.batches.iter().flat_map(ReadBatch::records)
     }
 }
 
@@ -200,7 +255,7 @@ impl LogView {
                 end: seg.len,
                 chunk: Bytes::new(),
                 chunk_pos: 0,
-                chunk_hint: hint,
+                chunk_hint: FIRST_READ_BYTES.min(hint),
                 cached: &[],
             },
         })
@@ -213,13 +268,35 @@ impl LogView {
     /// # Errors
     /// [`Error::Corrupt`] if a batch fails its checks; I/O errors.
     pub fn read(&self, from: Offset, limits: Limits) -> Result<ReadOutcome> {
+        let batches = self.read_batches(from, limits)?;
+        let mut records = Vec::with_capacity(batches.record_count);
+        for b in &batches.batches {
+            records.extend(b.records().map(|r| Record {
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                partition_key: b.bytes.slice_ref(r.partition_key),
+                data: b.bytes.slice_ref(r.data),
+            }));
+        }
+        Ok(ReadOutcome {
+            records,
+            next: batches.next,
+            bytes: batches.bytes,
+        })
+    }
+
+    /// Like [`LogView::read`], but returns the batches that hold the records, each shared
+    /// whole (one reference count per batch, not two per record): the bulk read path.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a batch fails its checks; I/O errors.
+    pub fn read_batches(&self, from: Offset, limits: Limits) -> Result<BatchRead> {
         let mut from = from.0.max(self.trim_offset);
-        let mut out = ReadOutcome {
+        let mut out = BatchRead {
             next: Offset(from),
-            ..ReadOutcome::default()
+            ..BatchRead::default()
         };
         if from >= self.next_offset || limits.max_records == 0 {
-            out.next = Offset(from.max(out.next.0));
             return Ok(out);
         }
         let hint = limits.max_bytes.saturating_add(64 << 10).min(16 << 20);
@@ -244,7 +321,7 @@ impl LogView {
             end: self.active_visible_len,
             chunk: Bytes::new(),
             chunk_pos: 0,
-            chunk_hint: hint,
+            chunk_hint: FIRST_READ_BYTES.min(hint),
             cached: &self.active_tail,
         };
         self.read_segment(
@@ -267,39 +344,55 @@ impl LogView {
         end: u64,
         from: &mut u64,
         limits: Limits,
-        out: &mut ReadOutcome,
+        out: &mut BatchRead,
     ) -> std::result::Result<bool, (u64, String)> {
-        let mut batch_records = Vec::new();
         while pos < end {
-            if out.records.len() >= limits.max_records {
+            if out.record_count >= limits.max_records {
                 // Full: do not read (and checksum) a batch none of whose records is returned.
                 return Ok(true);
             }
             let (h, bytes) = src.batch_at(pos)?;
+            let at = pos;
             pos += u64::from(h.len);
             if h.next_offset().0 <= *from {
                 continue;
             }
-            batch_records.clear();
-            batch::records(&h, &bytes, Offset(*from), &mut batch_records)
-                .map_err(|e| (pos - u64::from(h.len), describe(e)))?;
-            for r in batch_records.drain(..) {
+            let (mut skip, mut take, mut full) = (0u32, 0u32, false);
+            for r in batch::iter_records(&h, &bytes) {
+                let r = r.map_err(|e| (at, describe(e)))?;
+                if r.offset.0 < *from {
+                    skip += 1;
+                    continue;
+                }
                 let size = r.data.len() + r.partition_key.len();
-                if out.records.len() >= limits.max_records
-                    || (!out.records.is_empty() && out.bytes + size > limits.max_bytes)
+                if out.record_count >= limits.max_records
+                    || (out.record_count > 0 && out.bytes + size > limits.max_bytes)
                 {
-                    return Ok(true);
+                    full = true;
+                    break;
                 }
                 out.bytes += size;
+                out.record_count += 1;
+                take += 1;
                 *from = r.offset.0 + 1;
+            }
+            if take > 0 {
+                out.batches.push(ReadBatch {
+                    header: h,
+                    bytes,
+                    skip,
+                    take,
+                });
+            }
+            if full {
                 out.next = Offset(*from);
-                out.records.push(r);
+                return Ok(true);
             }
             // Offsets may skip past a batch dropped by skip-corrupt recovery.
             *from = (*from).max(h.next_offset().0);
             out.next = Offset(*from);
         }
-        Ok(out.records.len() >= limits.max_records)
+        Ok(out.record_count >= limits.max_records)
     }
 
     /// The offset of the first record that arrived at or after `timestamp_ms`, or the next
@@ -330,7 +423,7 @@ impl LogView {
             end: self.active_visible_len,
             chunk: Bytes::new(),
             chunk_pos: 0,
-            chunk_hint: 1 << 20,
+            chunk_hint: FIRST_READ_BYTES,
             cached: &self.active_tail,
         };
         let found = scan_for_time(&mut src, pos, self.active_visible_len, timestamp_ms)

@@ -161,8 +161,20 @@ pub fn open(dir: &Path, id: SegmentId) -> Result<(File, u64)> {
 /// # Errors
 /// I/O errors, including a file shorter than expected.
 pub fn read_at(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, pos)?;
+    // Read into the vector's spare capacity: zeroing a buffer the read then overwrites
+    // costs as much as the read itself for large reads.
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = pos + buf.len() as u64;
+        let want = len - buf.len();
+        let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("file ends before byte {}", at + want as u64),
+            ));
+        }
+    }
     Ok(buf)
 }
 

@@ -66,14 +66,14 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     let from = Offset(pos.offset);
     let reader = shard.clone();
     let limiter = limits::admit_read(api, &pos.stream_name, id)?;
-    let out = blocking(move || reader.read(from, limit, MAX_BYTES))
+    let out = blocking(move || reader.read_batches(from, limit, MAX_BYTES))
         .await?
         .map_err(|e| api.engine_error(e))?;
     if let Some(l) = limiter {
         l.charge_read(out.bytes, std::time::Instant::now());
     }
     let tip = shard.next_offset();
-    let behind = match out.records.last() {
+    let behind = match out.batches.last().and_then(|b| b.records().last()) {
         Some(r) if out.next < tip => now.saturating_sub(r.timestamp_ms),
         _ => 0,
     };
@@ -81,16 +81,17 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         &pos.stream_name,
         id,
         started,
-        out.records.len(),
+        out.record_count,
         out.bytes,
         behind,
     );
+    let next = out.next;
     let records = Value::Records(RecordList {
         epoch_secs: sm.seq_epoch_secs,
         shard: id,
-        records: out.records,
+        read: out,
     });
-    let at_end = sm.end_offset.is_some_and(|end| out.next.0 >= end);
+    let at_end = sm.end_offset.is_some_and(|end| next.0 >= end);
     let mut fields = vec![
         ("Records", records),
         ("MillisBehindLatest", Value::Int(i128::from(behind))),
@@ -123,7 +124,7 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         fields.push(("ChildShards", Value::List(children)));
     } else {
         let next = api.iterators.seal(&IteratorPosition {
-            offset: out.next.0,
+            offset: next.0,
             issued_ms: now,
             ..pos
         });
