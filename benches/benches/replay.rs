@@ -40,6 +40,26 @@ fn replay(shard: &Shard) -> (u64, u64) {
     (records, bytes)
 }
 
+/// Reads the whole shard as shared batches (`Shard::read_batches`, the path GetRecords
+/// uses), touching every record's data; returns (records, bytes).
+fn replay_batches(shard: &Shard) -> (u64, u64) {
+    let end = shard.next_offset();
+    let mut from = Offset(0);
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while from < end {
+        let out = shard
+            .read_batches(from, MAX_RECORDS, MAX_BYTES)
+            .expect("replay reads a healthy log");
+        for r in out.records() {
+            black_box(r.data);
+        }
+        records += out.record_count as u64;
+        bytes += out.bytes as u64;
+        from = out.next;
+    }
+    (records, bytes)
+}
+
 fn replay_sealed(c: &mut Criterion) {
     let mut g = group(c, "replay", Duration::from_secs(8));
     for size in [1024usize, 100] {
@@ -74,6 +94,10 @@ fn replay_sealed(c: &mut Criterion) {
                 ReadMode::Pread => "pread",
             };
             g.bench_function(format!("{name}/{size}B"), |b| b.iter(|| replay(&shard)));
+            assert_eq!(replay_batches(&shard), (records, bytes), "both read paths agree");
+            g.bench_function(format!("{name}-batches/{size}B"), |b| {
+                b.iter(|| replay_batches(&shard))
+            });
             engine.shutdown();
         }
     }
