@@ -311,19 +311,7 @@ impl LogView {
                 return Ok(out);
             }
         }
-        let pos = if first < self.sealed.len() {
-            segment::HEADER_LEN as u64
-        } else {
-            self.active_start_pos
-        };
-        let mut src = Source::File {
-            file: &self.active_file,
-            end: self.active_visible_len,
-            chunk: Bytes::new(),
-            chunk_pos: 0,
-            chunk_hint: FIRST_READ_BYTES.min(hint),
-            cached: &self.active_tail,
-        };
+        let (pos, mut src) = self.active_source(first, FIRST_READ_BYTES.min(hint));
         self.read_segment(
             &mut src,
             pos,
@@ -334,6 +322,25 @@ impl LogView {
         )
         .map_err(|e| self.corrupt(self.active_id, &self.active_path, e))?;
         Ok(out)
+    }
+
+    /// Where to start in the active segment (its start when the read came through sealed
+    /// segments, else the indexed position the view was taken for), and a source for it.
+    fn active_source(&self, first_sealed: usize, first_read: usize) -> (u64, Source<'_>) {
+        let pos = if first_sealed < self.sealed.len() {
+            segment::HEADER_LEN as u64
+        } else {
+            self.active_start_pos
+        };
+        let src = Source::File {
+            file: &self.active_file,
+            end: self.active_visible_len,
+            chunk: Bytes::new(),
+            chunk_pos: 0,
+            chunk_hint: first_read,
+            cached: &self.active_tail,
+        };
+        (pos, src)
     }
 
     /// Returns true when the limits are reached.
@@ -413,19 +420,7 @@ impl LogView {
                 return Ok(Offset(o.max(self.trim_offset)));
             }
         }
-        let pos = if first < self.sealed.len() {
-            segment::HEADER_LEN as u64
-        } else {
-            self.active_start_pos
-        };
-        let mut src = Source::File {
-            file: &self.active_file,
-            end: self.active_visible_len,
-            chunk: Bytes::new(),
-            chunk_pos: 0,
-            chunk_hint: FIRST_READ_BYTES,
-            cached: &self.active_tail,
-        };
+        let (pos, mut src) = self.active_source(first, FIRST_READ_BYTES);
         let found = scan_for_time(&mut src, pos, self.active_visible_len, timestamp_ms)
             .map_err(|e| self.corrupt(self.active_id, &self.active_path, e))?;
         Ok(Offset(
