@@ -94,7 +94,11 @@ fn replay_sealed(c: &mut Criterion) {
                 ReadMode::Pread => "pread",
             };
             g.bench_function(format!("{name}/{size}B"), |b| b.iter(|| replay(&shard)));
-            assert_eq!(replay_batches(&shard), (records, bytes), "both read paths agree");
+            assert_eq!(
+                replay_batches(&shard),
+                (records, bytes),
+                "both read paths agree"
+            );
             g.bench_function(format!("{name}-batches/{size}B"), |b| {
                 b.iter(|| replay_batches(&shard))
             });
