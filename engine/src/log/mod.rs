@@ -63,7 +63,7 @@ impl Default for LogOptions {
             index_interval_bytes: 4096,
             recovery: RecoveryMode::Refuse,
             read_mode: ReadMode::Mmap,
-            tail_cache_bytes: 32 << 20,
+            tail_cache_bytes: 8 << 20,
         }
     }
 }

@@ -119,7 +119,12 @@ pub async fn put_records(api: &Api, req: Request<'_>) -> Option<Vec<u8>> {
     out.extend_from_slice(b",\"FailedRecordCount\":");
     out.extend_from_slice(failed.to_string().as_bytes());
     out.extend_from_slice(b",\"Records\":[");
-    let mut run = shardline_engine::seqno::DecimalRun::default();
+    // One run per shard: results are in request order, but within a shard their numbers are
+    // consecutive, which is what makes incremental formatting pay.
+    let mut runs: Vec<(
+        shardline_engine::ShardId,
+        shardline_engine::seqno::DecimalRun,
+    )> = Vec::new();
     for (i, r) in results.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -127,7 +132,14 @@ pub async fn put_records(api: &Api, req: Request<'_>) -> Option<Vec<u8>> {
         match r {
             Ok(r) => {
                 out.extend_from_slice(b"{\"SequenceNumber\":\"");
-                out.extend_from_slice(run.format(&r.sequence_number).as_bytes());
+                let i = match runs.iter().position(|(s, _)| *s == r.shard) {
+                    Some(i) => i,
+                    None => {
+                        runs.push((r.shard, Default::default()));
+                        runs.len() - 1
+                    }
+                };
+                out.extend_from_slice(runs[i].1.format(&r.sequence_number).as_bytes());
                 out.extend_from_slice(b"\",\"ShardId\":\"");
                 out.extend_from_slice(r.shard.to_string().as_bytes());
                 out.extend_from_slice(b"\"}");
