@@ -536,15 +536,15 @@ fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> Strin
     )
 }
 
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+pub(crate) fn hmac(key: &[u8], data: &str) -> Vec<u8> {
     let mut mac =
         HmacSha256::new_from_slice(key).expect("invariant: HMAC takes keys of any length");
     mac.update(data.as_bytes());
     mac.finalize().into_bytes().to_vec()
 }
 
-/// SigV4 step 3: the signing key for one day, region and service.
-fn signing_key(secret: &str, day: &str, region: &str, service: &str) -> Vec<u8> {
+/// SigV4 step 3: the signing key for one day, region and service (the CLI signs with it too).
+pub(crate) fn signing_key(secret: &str, day: &str, region: &str, service: &str) -> Vec<u8> {
     let k = hmac(format!("AWS4{secret}").as_bytes(), day);
     let k = hmac(&k, region);
     let k = hmac(&k, service);

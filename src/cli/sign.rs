@@ -12,10 +12,9 @@
 //! (`crate::api::auth`), which is itself tested against AWS's published SigV4 suite.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::api::auth::{hmac, signing_key};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SERVICE: &str = "kinesis";
@@ -99,10 +98,7 @@ impl Signer {
             "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
         );
-        let key = [self.region.as_str(), SERVICE, TERMINATOR].iter().fold(
-            hmac(format!("AWS4{}", self.secret_key).as_bytes(), day),
-            |k, part| hmac(&k, part),
-        );
+        let key = signing_key(&self.secret_key, day, &self.region, SERVICE);
         let signature = hex::encode(hmac(&key, &string_to_sign));
         added.push((
             "authorization",
@@ -132,13 +128,6 @@ fn uri_encode_path(path: &str) -> String {
             }
         })
         .collect()
-}
-
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    let mut mac =
-        HmacSha256::new_from_slice(key).expect("invariant: HMAC takes keys of any length");
-    mac.update(data.as_bytes());
-    mac.finalize().into_bytes().to_vec()
 }
 
 #[cfg(test)]
