@@ -1,0 +1,385 @@
+//! The worker: KCL's scheduler in lease-count mode. It keeps the application's lease table
+//! in sync with the stream's shards, takes and renews leases, and runs one shard consumer
+//! (with its own record processor) per lease it holds.
+//!
+//! # Timing (KCL defaults, reference section 7)
+//!
+//! - A lease is expired when its counter has not changed for `failover` (10 s).
+//! - Renewals every `failover / 3 - 25 ms`; a lease whose renewals keep failing for
+//!   `failover` is given up locally (other workers consider it expired by then).
+//! - Lease taking at start and every `2 × (failover + 25 ms)` ([`super::taker`]).
+//! - Shard sync (`SyncLeases`: leases for new shards) at start, every
+//!   `shard_sync_interval` (60 s), and whenever one of this worker's shards ends.
+//!
+//! # Shutdown
+//!
+//! When the `shutdown` future passed to [`Worker::run`] completes, every processor gets
+//! `shutdown_requested` (and may checkpoint), then every lease still held is evicted (handed
+//! back with its owner cleared) so that other workers take it at once, without waiting for
+//! it to expire. Renewals continue until then.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+use crate::http::Client;
+use crate::leases::{InitialPosition, Lease, LeaseTable};
+
+use super::held::HeldLease;
+use super::processor::ProcessorFactory;
+use super::shard::{Outcome, ShardConsumer};
+use super::taker::{leases_to_take, Candidate, ExpiryClock};
+
+/// KCL's default `failoverTimeMillis`.
+pub const DEFAULT_FAILOVER: Duration = Duration::from_secs(10);
+/// KCL's default `shardSyncIntervalMillis`.
+pub const DEFAULT_SHARD_SYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// KCL's default `idleTimeBetweenReadsInMillis`.
+pub const DEFAULT_IDLE_TIME_BETWEEN_READS: Duration = Duration::from_millis(1500);
+/// How often a child lease checks whether its parents are finished (KCL polls every 10 s;
+/// the lease API's DescribeLease is cheap, so this is shorter).
+pub const DEFAULT_PARENT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// KCL's margin between the renewal period and a third of the failover time.
+const RENEWAL_MARGIN: Duration = Duration::from_millis(25);
+/// The pause before retrying the first SyncLeases when the server is unreachable.
+const SYNC_RETRY: Duration = Duration::from_secs(1);
+
+/// How records are read.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// GetRecords polling.
+    Polling {
+        /// The pause after a call that returned no records.
+        idle: Duration,
+        /// `Limit` of each GetRecords call.
+        max_records: u32,
+    },
+}
+
+impl Default for Transport {
+    fn default() -> Transport {
+        Transport::Polling {
+            idle: DEFAULT_IDLE_TIME_BETWEEN_READS,
+            max_records: super::fetch::polling::MAX_RECORDS_PER_CALL,
+        }
+    }
+}
+
+/// A worker's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Names the lease table; workers of one application share the shards.
+    pub application: String,
+    pub stream: String,
+    /// Unique among the application's workers (the lease owner).
+    pub worker_id: String,
+    /// A lease unchanged for this long is expired and may be taken.
+    pub failover: Duration,
+    /// Where a new lease table starts.
+    pub initial_position: InitialPosition,
+    /// The most leases this worker holds.
+    pub max_leases: usize,
+    pub transport: Transport,
+    pub shard_sync_interval: Duration,
+    pub parent_poll_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// A configuration with KCL's defaults.
+    pub fn new(application: &str, stream: &str, worker_id: &str) -> WorkerConfig {
+        WorkerConfig {
+            application: application.to_string(),
+            stream: stream.to_string(),
+            worker_id: worker_id.to_string(),
+            failover: DEFAULT_FAILOVER,
+            initial_position: InitialPosition::TrimHorizon,
+            max_leases: usize::MAX,
+            transport: Transport::default(),
+            shard_sync_interval: DEFAULT_SHARD_SYNC_INTERVAL,
+            parent_poll_interval: DEFAULT_PARENT_POLL_INTERVAL,
+        }
+    }
+
+    /// How often held leases are renewed.
+    pub fn renew_interval(&self) -> Duration {
+        (self.failover / 3)
+            .saturating_sub(RENEWAL_MARGIN)
+            .max(Duration::from_millis(10))
+    }
+
+    /// How often the worker looks for leases to take.
+    pub fn take_interval(&self) -> Duration {
+        2 * (self.failover + RENEWAL_MARGIN)
+    }
+
+    pub(crate) fn at_timestamp_ms(&self) -> Option<i64> {
+        match self.initial_position {
+            InitialPosition::AtTimestamp(secs) => Some((secs * 1000.0).round() as i64),
+            InitialPosition::TrimHorizon | InitialPosition::Latest => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |detail: &str| {
+            Err(Error::Config {
+                detail: detail.to_string(),
+            })
+        };
+        if self.worker_id.is_empty() {
+            return bad("the worker id is empty");
+        }
+        if self.failover < Duration::from_millis(100) {
+            return bad("the failover time is under 100 ms");
+        }
+        if self.max_leases == 0 {
+            return bad("max leases is 0");
+        }
+        Ok(())
+    }
+}
+
+/// The leases this worker runs, shared with the renewer.
+type Running = Arc<Mutex<HashMap<String, Arc<HeldLease>>>>;
+
+/// A consumer application's worker.
+pub struct Worker<F> {
+    config: Arc<WorkerConfig>,
+    client: Client,
+    table: LeaseTable,
+    factory: Arc<F>,
+}
+
+impl<F: ProcessorFactory> Worker<F> {
+    /// A worker reading through `client` and making processors with `factory`.
+    pub fn new(config: WorkerConfig, client: Client, factory: F) -> Worker<F> {
+        let table = LeaseTable::new(client.clone(), &config.application);
+        Worker {
+            config: Arc::new(config),
+            client,
+            table,
+            factory: Arc::new(factory),
+        }
+    }
+
+    /// Runs until `shutdown` completes, then shuts down gracefully (see the module doc).
+    ///
+    /// # Errors
+    /// An invalid configuration, or a first SyncLeases the server refuses (unknown stream,
+    /// table bound to another stream).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        self.config.validate()?;
+        tokio::pin!(shutdown);
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            synced = self.first_sync() => synced?,
+        }
+        let running: Running = Arc::default();
+        let renewer = tokio::spawn(renew_loop(
+            self.config.clone(),
+            self.table.clone(),
+            running.clone(),
+        ));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let mut clock = ExpiryClock::default();
+        let mut take_tick = tokio::time::interval(self.config.take_interval());
+        let sync_every = self.config.shard_sync_interval;
+        let mut sync_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + sync_every, sync_every);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = take_tick.tick() => self.take(&mut clock, &running, &done_tx).await,
+                _ = sync_tick.tick() => self.sync().await,
+                Some((key, outcome)) = done_rx.recv() => {
+                    let ended = matches!(outcome, Outcome::ShardEnded);
+                    self.finish(&key, outcome, &running).await;
+                    if ended {
+                        self.sync().await;
+                        self.take(&mut clock, &running, &done_tx).await;
+                    }
+                }
+            }
+        }
+        tracing::info!(worker = %self.config.worker_id, "shutting down");
+        let held: Vec<Arc<HeldLease>> = lock(&running).values().cloned().collect();
+        for lease in &held {
+            lease.request_shutdown();
+        }
+        while !lock(&running).is_empty() {
+            match done_rx.recv().await {
+                Some((key, outcome)) => self.finish(&key, outcome, &running).await,
+                None => break,
+            }
+        }
+        renewer.abort();
+        Ok(())
+    }
+
+    async fn first_sync(&self) -> Result<(), Error> {
+        loop {
+            match self
+                .table
+                .sync(&self.config.stream, self.config.initial_position)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "SyncLeases failed; retrying");
+                    tokio::time::sleep(SYNC_RETRY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn sync(&self) {
+        if let Err(e) = self
+            .table
+            .sync(&self.config.stream, self.config.initial_position)
+            .await
+        {
+            tracing::warn!(error = %e, "shard sync failed");
+        }
+    }
+
+    async fn take(
+        &self,
+        clock: &mut ExpiryClock,
+        running: &Running,
+        done: &mpsc::UnboundedSender<(String, Outcome)>,
+    ) {
+        let leases = match self.table.list().await {
+            Ok(leases) => leases,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing leases failed");
+                return;
+            }
+        };
+        let now = Instant::now();
+        clock.observe(&leases, now);
+        let candidates: Vec<Candidate> = {
+            let running = lock(running);
+            leases
+                .iter()
+                .filter(|l| !l.is_finished())
+                .map(|l| Candidate {
+                    lease_key: l.lease_key.clone(),
+                    owner: l.lease_owner.clone(),
+                    expired: clock.is_expired(&l.lease_key, now, self.config.failover),
+                    held: running.contains_key(&l.lease_key),
+                })
+                .collect()
+        };
+        let me = &self.config.worker_id;
+        for key in leases_to_take(&candidates, me, self.config.max_leases) {
+            let Some(lease) = leases.iter().find(|l| l.lease_key == key) else {
+                continue;
+            };
+            match self.table.take(&key, me, lease.lease_counter).await {
+                Ok(taken) => {
+                    tracing::info!(worker = %me, lease = %key, from = ?lease.lease_owner, "took lease");
+                    self.start(taken, running, done).await;
+                }
+                Err(e) if e.is_condition_failed() => {
+                    tracing::debug!(lease = %key, error = %e, "lease changed before the take");
+                }
+                Err(e) => tracing::warn!(lease = %key, error = %e, "taking a lease failed"),
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        lease: Lease,
+        running: &Running,
+        done: &mpsc::UnboundedSender<(String, Outcome)>,
+    ) {
+        let (held, signal) = HeldLease::new(&lease);
+        let held = Arc::new(held);
+        let key = lease.lease_key.clone();
+        let processor = match self.factory.create(&key) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(lease = %key, error = %e, "creating a record processor failed");
+                self.evict(&held).await;
+                return;
+            }
+        };
+        lock(running).insert(key.clone(), held.clone());
+        let consumer = ShardConsumer {
+            config: self.config.clone(),
+            client: self.client.clone(),
+            table: self.table.clone(),
+            lease,
+            held,
+            signal,
+            processor,
+        };
+        let done = done.clone();
+        tokio::spawn(async move {
+            let outcome = consumer.run().await;
+            // The worker only drops the receiver when it has stopped waiting for outcomes.
+            let _ = done.send((key, outcome));
+        });
+    }
+
+    async fn finish(&self, key: &str, outcome: Outcome, running: &Running) {
+        let Some(held) = lock(running).remove(key) else {
+            return;
+        };
+        match outcome {
+            Outcome::Lost => tracing::info!(lease = %key, "lease lost"),
+            Outcome::ShardEnded => {
+                tracing::info!(lease = %key, "shard ended");
+                self.evict(&held).await;
+            }
+            Outcome::Shutdown => self.evict(&held).await,
+            Outcome::Failed(e) => {
+                tracing::warn!(lease = %key, error = %e, "shard processing failed; handing the lease back");
+                self.evict(&held).await;
+            }
+        }
+    }
+
+    async fn evict(&self, held: &HeldLease) {
+        let (table, me) = (&self.table, &self.config.worker_id);
+        if let Err(e) = held.write(|c| table.evict(held.key(), me, c)).await {
+            tracing::debug!(lease = %held.key(), error = %e, "evicting failed");
+        }
+    }
+}
+
+async fn renew_loop(config: Arc<WorkerConfig>, table: LeaseTable, running: Running) {
+    let mut tick = tokio::time::interval(config.renew_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let held: Vec<Arc<HeldLease>> = lock(&running).values().cloned().collect();
+        let mut renewals = tokio::task::JoinSet::new();
+        for lease in held {
+            let (table, config) = (table.clone(), config.clone());
+            renewals.spawn(async move {
+                let me = &config.worker_id;
+                match lease.write(|c| table.renew(lease.key(), me, c)).await {
+                    Ok(_) => {}
+                    Err(Error::LeaseLost { detail, .. }) => {
+                        tracing::info!(lease = %lease.key(), %detail, "renewal refused");
+                    }
+                    Err(e) => {
+                        tracing::warn!(lease = %lease.key(), error = %e, "renewal failed");
+                        lease.expire_if_stale(config.failover).await;
+                    }
+                }
+            });
+        }
+        while renewals.join_next().await.is_some() {}
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
