@@ -6,6 +6,7 @@
 //! <data>/streams/<created_ms>-<name>/stream.meta
 //! <data>/streams/<created_ms>-<name>/shardId-000000000000/00000000000000000000.log, .idx
 //! <data>/trash/                                 streams being deleted
+//! <data>/leases/<application>.leases            lease tables (see `leases`)
 //! ```
 //! Invariants:
 //! - A stream exists once its `stream.meta` is durable; a directory without one is debris of
@@ -31,6 +32,7 @@ use crate::datadir::{fsync_dir, DataDir};
 use crate::error::{Error, Result};
 use crate::hashkey::uniform_ranges;
 use crate::ids::ShardId;
+use crate::leases::{Leases, LEASES_DIR};
 use crate::meta::{self, ShardMeta, StreamMeta, StreamMode, StreamStatus, Tag};
 use crate::stream::{now_ms, Stream};
 
@@ -71,6 +73,8 @@ pub struct Engine {
     config: EngineConfig,
     committer: Arc<Committer>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Applications' lease tables; independent of the streams' locks.
+    leases: Leases,
     /// Serializes stream creation and deletion.
     ddl: Mutex<()>,
     stop: Arc<AtomicBool>,
@@ -106,8 +110,10 @@ impl Engine {
             std::fs::remove_dir_all(&trash).map_err(|e| Error::io("empty trash", &trash, e))?;
         }
         let committer = Committer::start(&config.io, config.durability, config.committer_threads)?;
-        let streams = match recover_streams(&sdir, &committer, &config) {
-            Ok(streams) => streams,
+        let recovered = recover_streams(&sdir, &committer, &config)
+            .and_then(|streams| Ok((streams, Leases::open(&root.join(LEASES_DIR))?)));
+        let (streams, leases) = match recovered {
+            Ok(recovered) => recovered,
             Err(e) => {
                 // Its threads keep the committer alive: stop them, or every refused open
                 // would leak them (and, with io_uring, their rings).
@@ -120,6 +126,7 @@ impl Engine {
             config,
             committer,
             streams: RwLock::new(streams),
+            leases,
             ddl: Mutex::new(()),
             stop: Arc::new(AtomicBool::new(false)),
             maintenance: Mutex::new(None),
@@ -281,6 +288,11 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::StreamNotFound(name.to_string()))
+    }
+
+    /// The applications' lease tables.
+    pub fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     /// All streams, by name.

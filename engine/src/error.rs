@@ -79,6 +79,64 @@ pub enum Error {
     /// The engine is shutting down.
     #[error("the engine is shutting down")]
     ShuttingDown,
+
+    /// No lease table exists for the application.
+    #[error("lease table of application {application} not found")]
+    LeaseTableNotFound { application: String },
+
+    /// The application's lease table has no lease for the shard.
+    #[error("lease {lease} of application {application} not found")]
+    LeaseNotFound { application: String, lease: String },
+
+    /// A conditional lease update found another owner or counter than the caller expected.
+    /// `expected_owner` is `None` for a take, which only checks the counter.
+    #[error("{}", lease_condition_message(application, *lease, held_by.as_deref(), *counter, expected_owner.as_deref(), *expected_counter))]
+    LeaseConditionFailed {
+        application: String,
+        lease: ShardId,
+        /// The stored owner (`None` = unowned).
+        held_by: Option<String>,
+        /// The stored counter.
+        counter: u64,
+        expected_owner: Option<String>,
+        expected_counter: u64,
+    },
+
+    /// The lease table is bound to another stream than the one named.
+    #[error("lease table of application {application} belongs to stream {bound}, not {given}")]
+    LeaseStreamMismatch {
+        application: String,
+        bound: String,
+        given: String,
+    },
+
+    /// The stream the lease table was created for has been deleted (a stream of the same
+    /// name may exist again, but its shards are not the ones the leases name).
+    #[error("stream {stream} that the lease table of application {application} was created for no longer exists (deleted, or deleted and created again); delete the lease table and sync again")]
+    LeaseStreamGone { application: String, stream: String },
+}
+
+/// The text of [`Error::LeaseConditionFailed`], e.g. `Lease shardId-000000000001 of
+/// application app1 is held by worker-2 at counter 8, not by worker-1 at counter 7`.
+fn lease_condition_message(
+    application: &str,
+    lease: ShardId,
+    held_by: Option<&str>,
+    counter: u64,
+    expected_owner: Option<&str>,
+    expected_counter: u64,
+) -> String {
+    let held = match held_by {
+        Some(o) => format!("held by {o}"),
+        None => "unowned".to_string(),
+    };
+    let wanted = match expected_owner {
+        Some(o) => format!("by {o} at counter {expected_counter}"),
+        None => format!("at counter {expected_counter}"),
+    };
+    format!(
+        "Lease {lease} of application {application} is {held} at counter {counter}, not {wanted}"
+    )
 }
 
 /// Shorthand used across the crate.
@@ -137,6 +195,44 @@ impl Error {
             },
             Error::InvalidReshard(m) => Error::InvalidReshard(m.clone()),
             Error::ShuttingDown => Error::ShuttingDown,
+            Error::LeaseTableNotFound { application } => Error::LeaseTableNotFound {
+                application: application.clone(),
+            },
+            Error::LeaseNotFound { application, lease } => Error::LeaseNotFound {
+                application: application.clone(),
+                lease: lease.clone(),
+            },
+            Error::LeaseConditionFailed {
+                application,
+                lease,
+                held_by,
+                counter,
+                expected_owner,
+                expected_counter,
+            } => Error::LeaseConditionFailed {
+                application: application.clone(),
+                lease: *lease,
+                held_by: held_by.clone(),
+                counter: *counter,
+                expected_owner: expected_owner.clone(),
+                expected_counter: *expected_counter,
+            },
+            Error::LeaseStreamMismatch {
+                application,
+                bound,
+                given,
+            } => Error::LeaseStreamMismatch {
+                application: application.clone(),
+                bound: bound.clone(),
+                given: given.clone(),
+            },
+            Error::LeaseStreamGone {
+                application,
+                stream,
+            } => Error::LeaseStreamGone {
+                application: application.clone(),
+                stream: stream.clone(),
+            },
         }
     }
 

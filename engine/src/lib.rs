@@ -8,6 +8,8 @@
 //! - [`commit`]: the committer threads that write and sync pending data.
 //! - [`log`]: the segmented log: batches, segments, sparse indexes, recovery, maps, reads.
 //! - [`io`]: the I/O seam under the append path (io_uring, `pwrite`, fault injection).
+//! - [`leases`]: KCL-style lease tables per application: conditional take, renew, evict
+//!   and checkpoint, sync with a stream's shards, crash-safe files.
 //! - [`meta`]: crash-safe stream and shard metadata files (flatbuffers).
 //! - [`datadir`]: the data directory's exclusive lock and atomic file replacement.
 //! - [`seqno`]: Kinesis-style 56-digit sequence numbers and their mapping to log offsets.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod hashkey;
 pub mod ids;
 pub mod io;
+pub mod leases;
 pub mod log;
 pub mod meta;
 pub mod seqno;

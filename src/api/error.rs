@@ -31,6 +31,8 @@ pub enum ApiError {
     UnrecognizedClient(String),
     InvalidSignature(String),
     IncompleteSignature(String),
+    /// Lease API: a conditional lease update found another owner or counter.
+    ConditionalCheckFailed(String),
     /// Kinesis's InternalFailure (HTTP 500); the text goes to the log, not the client.
     Internal(String),
 }
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::UnrecognizedClient(_) => "UnrecognizedClientException",
             ApiError::InvalidSignature(_) => "InvalidSignatureException",
             ApiError::IncompleteSignature(_) => "IncompleteSignatureException",
+            ApiError::ConditionalCheckFailed(_) => "ConditionalCheckFailedException",
             ApiError::Internal(_) => "InternalFailure",
         }
     }
@@ -80,7 +83,8 @@ impl ApiError {
             | ApiError::MissingAuthenticationToken
             | ApiError::UnrecognizedClient(_)
             | ApiError::InvalidSignature(_)
-            | ApiError::IncompleteSignature(_) => 400,
+            | ApiError::IncompleteSignature(_)
+            | ApiError::ConditionalCheckFailed(_) => 400,
         }
     }
 
@@ -117,7 +121,8 @@ impl ApiError {
             | ApiError::AccessDenied(m)
             | ApiError::UnrecognizedClient(m)
             | ApiError::InvalidSignature(m)
-            | ApiError::IncompleteSignature(m) => Some(("message", m.clone())),
+            | ApiError::IncompleteSignature(m)
+            | ApiError::ConditionalCheckFailed(m) => Some(("message", m.clone())),
         }
     }
 
@@ -140,6 +145,19 @@ impl ApiError {
             EngineError::InvalidSequenceNumber { value, reason } => {
                 ApiError::InvalidArgument(format!("Invalid sequence number {value}: {reason}"))
             }
+            EngineError::LeaseTableNotFound { application } => ApiError::ResourceNotFound(format!(
+                "Application {application} has no lease table."
+            )),
+            EngineError::LeaseNotFound { application, lease } => ApiError::ResourceNotFound(format!(
+                "Lease {lease} of application {application} not found."
+            )),
+            e @ EngineError::LeaseConditionFailed { .. } => ApiError::ConditionalCheckFailed(e.to_string()),
+            EngineError::LeaseStreamMismatch { application, bound, given } => ApiError::InvalidArgument(format!(
+                "The lease table of application {application} belongs to stream {bound}, not {given}."
+            )),
+            EngineError::LeaseStreamGone { application, stream } => ApiError::ResourceNotFound(format!(
+                "Stream {stream} that the lease table of application {application} was created for no longer exists under account {account}; delete the lease table to start over."
+            )),
             e @ (EngineError::Io { .. }
             | EngineError::Locked { .. }
             | EngineError::Corrupt { .. }

@@ -61,6 +61,11 @@ impl<'a> Members<'a> {
         self.number(name, "Integer", i64::from(i32::MIN), i64::from(i32::MAX))
     }
 
+    /// A Long member: floored and clamped to the i64 range.
+    pub fn long(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.number(name, "Long", i64::MIN, i64::MAX)
+    }
+
     fn number(
         &self,
         name: &str,

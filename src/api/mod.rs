@@ -13,6 +13,8 @@
 //! - [`error`]: Kinesis error types and statuses; the one engine-error mapping.
 //! - [`iterator`]: sealed shard iterator tokens.
 //! - [`actions`]: one module per operation: parse -> apply -> render.
+//! - [`leases`]: the Lease API (`ShardlineLeases_20261126.*`): KCL-style lease tables, one
+//!   module per operation.
 
 pub mod actions;
 pub mod auth;
@@ -20,6 +22,7 @@ pub mod buffers;
 pub mod error;
 pub mod input;
 pub mod iterator;
+pub mod leases;
 pub mod limits;
 pub mod metrics;
 pub mod server;

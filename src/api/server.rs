@@ -23,6 +23,7 @@ use super::actions::{self, Operation};
 use super::auth;
 use super::error::ApiError;
 use super::input::Members;
+use super::leases;
 use super::metrics::{self, OperationLabel};
 use super::tls::{self, Negotiated};
 use super::value::{self, Protocol, Value};
@@ -198,6 +199,8 @@ fn xml_error(status: u16, request_id: &str, body: &str) -> Response<Full<Bytes>>
 /// What one Kinesis request came to, for its log line and the request metrics.
 struct Outcome {
     operation: Option<Operation>,
+    /// Set instead of `operation` for a Lease API request.
+    lease_operation: Option<leases::Operation>,
     /// The `__type` of a failed request.
     error: Option<&'static str>,
     response: Response<Full<Bytes>>,
@@ -207,6 +210,7 @@ impl Outcome {
     fn ok(operation: Operation, response: Response<Full<Bytes>>) -> Outcome {
         Outcome {
             operation: Some(operation),
+            lease_operation: None,
             error: None,
             response,
         }
@@ -219,6 +223,7 @@ impl Outcome {
     ) -> Outcome {
         Outcome {
             operation,
+            lease_operation: None,
             error: Some(error),
             response,
         }
@@ -254,17 +259,96 @@ async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Full<Bytes>> 
     let out = kinesis(&api, req, &request_id).await;
     let status = out.response.status().as_u16();
     let elapsed = started.elapsed();
-    api.metrics
-        .record_request(out.operation, status, out.error, elapsed);
+    // The request metrics are labelled with Kinesis operations only.
+    if out.lease_operation.is_none() {
+        api.metrics
+            .record_request(out.operation, status, out.error, elapsed);
+    }
     tracing::info!(
         request_id = %request_id,
-        operation = %OperationLabel(out.operation),
+        operation = %RequestLabel(out.operation, out.lease_operation),
         status,
         error = out.error.unwrap_or("-"),
         duration_ms = elapsed.as_secs_f64() * 1e3,
         "request"
     );
     out.response
+}
+
+/// The operation a log line names: a Kinesis one, a Lease API one, or `unknown`.
+struct RequestLabel(Option<Operation>, Option<leases::Operation>);
+
+impl std::fmt::Display for RequestLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(op) => f.write_str(op.name()),
+            None => OperationLabel(self.0).fmt(f),
+        }
+    }
+}
+
+/// A Lease API request (`ShardlineLeases_20261126.<Operation>`): the rest of the Kinesis
+/// envelope (body limit, unknown operation, body decoding, SigV4 with the `kinesis` scope),
+/// then [`leases::dispatch`].
+async fn lease_request(
+    api: &Api,
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    name: &str,
+    protocol: Protocol,
+    request_id: &str,
+) -> Outcome {
+    let op = leases::Operation::from_name(name);
+    let fail = |e: &ApiError| Outcome {
+        lease_operation: op,
+        ..Outcome::api_error(None, protocol, request_id, e)
+    };
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return fail(&ApiError::Serialization(Some(format!(
+                "Request body exceeds {MAX_BODY_BYTES} bytes"
+            ))))
+        }
+    };
+    let Some(op) = op else {
+        return fail(&ApiError::UnknownOperation);
+    };
+    let decoded = match protocol {
+        _ if body.is_empty() => return fail(&ApiError::Serialization(None)),
+        Protocol::Json => value::decode_json(&body),
+        Protocol::Cbor => value::decode_cbor(&body),
+    };
+    let Ok(members) = decoded else {
+        return fail(&ApiError::Serialization(None));
+    };
+    if let Some(credentials) = &api.config.credentials {
+        let signed = auth::SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+            body: &body,
+        };
+        if let Err(e) = auth::verify(credentials, &signed, SIGNING_SERVICE, chrono::Utc::now()) {
+            return fail(&e);
+        }
+    }
+    match leases::dispatch(api, op, Members::new(&members)).await {
+        Ok(v) => Outcome {
+            operation: None,
+            lease_operation: Some(op),
+            error: None,
+            response: response(
+                200,
+                protocol.content_type(),
+                request_id,
+                value::encode(protocol, &v),
+            ),
+        },
+        Err(e) => fail(&e),
+    }
 }
 
 /// The envelope checks in AWS's order (wire reference §1.6), then the operation.
@@ -322,6 +406,9 @@ async fn kinesis(api: &Api, req: Request<Incoming>, request_id: &str) -> Outcome
         }
     };
     let (parts, body) = req.into_parts();
+    if let Some(name) = target.strip_prefix(leases::TARGET_PREFIX) {
+        return lease_request(api, &parts, body, name, protocol, request_id).await;
+    }
     let op = target
         .strip_prefix(TARGET_PREFIX)
         .and_then(Operation::from_name);
