@@ -1,0 +1,272 @@
+//! The consumer library (`shardline-client`'s worker) against the real `shardline` binary:
+//! delivery order, checkpoints and resumption, parent-before-child across resharding, and
+//! lease loss.
+
+mod harness;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use shardline_client::consumer::Worker;
+use shardline_client::leases::{LeaseTable, SHARD_END};
+use tokio::sync::oneshot;
+
+use harness::{
+    call, config, create_stream, expected_by_shard, put, recorders, shards, Event, Log, Server,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn records(prefix: &str, n: usize, keys: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("key-{}", i % keys), format!("{prefix}-{i:04}")))
+        .collect()
+}
+
+/// Runs a worker until the returned sender fires (or is dropped); the handle gives its result.
+fn spawn_worker<F: shardline_client::consumer::ProcessorFactory>(
+    worker: Worker<F>,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), shardline_client::Error>>,
+) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    (stop, handle)
+}
+
+/// Every record reaches a processor once, in sequence-number order per shard; a graceful
+/// shutdown checkpoints and hands the leases back; a new worker resumes after the
+/// checkpoints and sees only the records written since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_arrive_in_order_and_checkpoints_resume() {
+    let server = Server::start();
+    let client = server.client();
+    create_stream(&client, "orders", 3).await;
+    let first = put(&client, "orders", &records("a", 300, 17)).await;
+
+    let log = Log::default();
+    let cfg = config("app1", "orders", "w1", Duration::from_secs(3));
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), recorders(&log, false)));
+    log.wait_for("300 records", WAIT, |l| l.record_count() >= 300)
+        .await;
+    assert_eq!(log.records_by_shard(), expected_by_shard(&first));
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+
+    // shutdown_requested checkpointed every shard at its last record; leases handed back.
+    let table = LeaseTable::new(client.clone(), "app1");
+    let leases = table.list().await.unwrap();
+    assert_eq!(leases.len(), 3);
+    for lease in &leases {
+        assert_eq!(lease.lease_owner, None, "{lease:?}");
+        let last = first
+            .iter()
+            .filter(|w| w.shard_id == lease.lease_key)
+            .map(|w| &w.sequence_number)
+            .max_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)))
+            .unwrap();
+        assert_eq!(&lease.checkpoint, last);
+    }
+    let shutdowns = log
+        .events()
+        .iter()
+        .filter(|(_, e)| *e == Event::ShutdownRequested)
+        .count();
+    assert_eq!(shutdowns, 3);
+
+    let second = put(&client, "orders", &records("b", 90, 7)).await;
+    let log2 = Log::default();
+    let cfg = config("app1", "orders", "w2", Duration::from_secs(3));
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), recorders(&log2, true)));
+    log2.wait_for("90 new records", WAIT, |l| l.record_count() >= 90)
+        .await;
+    // A little longer: nothing from before the checkpoints may arrive late.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(log2.records_by_shard(), expected_by_shard(&second));
+    for (shard, event) in log2.events() {
+        if let Event::Initialized { checkpoint } = event {
+            let lease = leases.iter().find(|l| l.lease_key == shard).unwrap();
+            assert_eq!(checkpoint, lease.checkpoint);
+        }
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+/// A split and then a merge while a worker consumes: every child starts only after each
+/// parent has checkpointed SHARD_END, so every partition key's records are processed in
+/// the order they were written, across all shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_wait_for_parents_across_split_and_merge() {
+    let server = Server::start();
+    let client = server.client();
+    create_stream(&client, "reshard", 2).await;
+    let log = Log::default();
+    let cfg = config("app2", "reshard", "w1", Duration::from_secs(3));
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), recorders(&log, true)));
+
+    let mut written = put(&client, "reshard", &records("a", 200, 23)).await;
+    let before = shards(&client, "reshard").await;
+    let (s0, start0, end0) = before[0].clone();
+    let (s1, _, _) = before[1].clone();
+    let middle = start0 + (end0 - start0) / 2;
+    call(
+        &client,
+        "SplitShard",
+        serde_json::json!({
+            "StreamName": "reshard",
+            "ShardToSplit": s0,
+            "NewStartingHashKey": middle.to_string(),
+        }),
+    )
+    .await;
+    written.extend(put(&client, "reshard", &records("b", 200, 23)).await);
+    // The split's upper child is adjacent to the second original shard: merge them.
+    let after_split = shards(&client, "reshard").await;
+    let upper = after_split
+        .iter()
+        .find(|(_, start, _)| *start == middle)
+        .unwrap()
+        .0
+        .clone();
+    call(
+        &client,
+        "MergeShards",
+        serde_json::json!({
+            "StreamName": "reshard",
+            "ShardToMerge": upper,
+            "AdjacentShardToMerge": s1,
+        }),
+    )
+    .await;
+    written.extend(put(&client, "reshard", &records("c", 200, 23)).await);
+
+    log.wait_for("600 records", Duration::from_secs(60), |l| {
+        l.record_count() >= 600
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(log.records_by_shard(), expected_by_shard(&written));
+
+    // Parent before child: each child initialised after every parent's SHARD_END checkpoint.
+    let table = LeaseTable::new(client.clone(), "app2");
+    let leases = table.list().await.unwrap();
+    assert_eq!(leases.len(), 5, "{leases:?}");
+    let events = log.events();
+    let position = |shard: &str, want: &dyn Fn(&Event) -> bool| {
+        events
+            .iter()
+            .position(|(s, e)| s == shard && want(e))
+            .unwrap_or_else(|| panic!("no such event for {shard}: {events:?}"))
+    };
+    let mut children = 0;
+    for lease in &leases {
+        let init = position(&lease.lease_key, &|e| {
+            matches!(e, Event::Initialized { .. })
+        });
+        for parent in &lease.parent_shard_ids {
+            children += 1;
+            let ended = position(
+                parent,
+                &|e| matches!(e, Event::Checkpointed { at } if at == SHARD_END),
+            );
+            assert!(
+                ended < init,
+                "{} started before {parent} ended",
+                lease.lease_key
+            );
+        }
+    }
+    assert_eq!(
+        children, 4,
+        "two split children with one parent, one merge child with two"
+    );
+    for lease in leases
+        .iter()
+        .filter(|l| l.lease_key == s0 || l.lease_key == s1 || l.lease_key == upper)
+    {
+        assert_eq!(lease.checkpoint, SHARD_END, "{lease:?}");
+    }
+
+    // Every key's records in the order written, across the shards (one worker, no
+    // redelivery, so the log holds each record once).
+    let mut last_seen: HashMap<String, String> = HashMap::new();
+    let key_of: HashMap<&str, usize> = written
+        .iter()
+        .map(|w| {
+            let i: usize = w.data[2..].parse().unwrap();
+            (w.data.as_str(), i % 23)
+        })
+        .collect();
+    for (_, e) in &events {
+        if let Event::Record { data, .. } = e {
+            let key = key_of[data.as_str()].to_string();
+            if let Some(prev) = last_seen.get(&key) {
+                assert!(prev < data, "key {key}: {data} after {prev}");
+            }
+            last_seen.insert(key, data.clone());
+        }
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+/// A worker whose lease was taken by another owner (here an operator's TakeLease, as a
+/// faster worker would after a pause) has its next checkpoint refused by the conditional
+/// Checkpoint, and its processor is told `lease_lost`; the table keeps the new owner and
+/// the last accepted checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_workers_checkpoint_is_refused_and_lease_lost_delivered() {
+    let server = Server::start();
+    let client = server.client();
+    create_stream(&client, "stale", 1).await;
+    let log = Log::default();
+    // A long failover: the renewer (every 20 s) stays out of the way of this test, so the
+    // refusal comes from the checkpoint itself.
+    let cfg = config("app3", "stale", "w1", Duration::from_secs(60));
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), recorders(&log, true)));
+    let first = put(&client, "stale", &records("a", 5, 5)).await;
+    log.wait_for("the first checkpoint", WAIT, |l| {
+        l.events()
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Checkpointed { .. }))
+    })
+    .await;
+    log.wait_for("5 records", WAIT, |l| l.record_count() >= 5)
+        .await;
+    let table = LeaseTable::new(client.clone(), "app3");
+    let shard = first[0].shard_id.clone();
+    let taken = loop {
+        let lease = table.describe(&shard).await.unwrap();
+        match table.take(&shard, "intruder", lease.lease_counter).await {
+            Ok(taken) => break taken,
+            Err(e) if e.is_condition_failed() => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let checkpoint_before = taken.checkpoint.clone();
+    assert_eq!(checkpoint_before, first.last().unwrap().sequence_number);
+
+    put(&client, "stale", &records("b", 3, 3)).await;
+    log.wait_for("lease_lost", WAIT, |l| {
+        l.events().iter().any(|(_, e)| *e == Event::LeaseLost)
+    })
+    .await;
+    let events: Vec<Event> = log.events().into_iter().map(|(_, e)| e).collect();
+    let refused = events
+        .iter()
+        .position(|e| matches!(e, Event::CheckpointRefused { error } if error.contains("lost")))
+        .unwrap_or_else(|| panic!("no refused checkpoint: {events:?}"));
+    let lost = events.iter().position(|e| *e == Event::LeaseLost).unwrap();
+    assert!(refused < lost);
+    assert_eq!(events.iter().filter(|e| **e == Event::LeaseLost).count(), 1);
+
+    let lease = table.describe(&shard).await.unwrap();
+    assert_eq!(lease.lease_owner.as_deref(), Some("intruder"));
+    assert_eq!(lease.checkpoint, checkpoint_before);
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
