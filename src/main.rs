@@ -3,6 +3,7 @@
 //! - `shardline serve`: open the data directory and serve the Kinesis API until SIGTERM or
 //!   Ctrl-C.
 //! - `shardline streams|put|tail`: a client for people against a running server ([`cli`]).
+//! - `shardline consume`: a consumer worker running a record processor command per shard.
 
 mod api;
 mod cli;
@@ -39,6 +40,8 @@ enum Command {
     Put(cli::PutArgs),
     /// Print a stream's records as they arrive, following every shard.
     Tail(cli::TailArgs),
+    /// Run a consumer worker (KCL leases) with a MultiLangDaemon record processor per shard.
+    Consume(cli::ConsumeArgs),
 }
 
 #[derive(clap::Args)]
@@ -125,6 +128,7 @@ fn run() -> anyhow::Result<()> {
         Command::Streams(args) => cli::streams(args),
         Command::Put(args) => cli::put(args),
         Command::Tail(args) => cli::tail(args),
+        Command::Consume(args) => cli::consume(args),
     }
 }
 

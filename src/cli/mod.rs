@@ -1,5 +1,5 @@
-//! `shardline streams|put|tail`: a small client for people, speaking the Kinesis JSON API
-//! (awsJson1.1 over HTTP/1.1) to a running server, this one or any other Kinesis endpoint.
+//! `shardline streams|put|tail|consume`: a small client for people, speaking the Kinesis JSON
+//! API (awsJson1.1 over HTTP/1.1) to a running server, this one or any other Kinesis endpoint.
 //!
 //! # Layout
 //!
@@ -7,10 +7,15 @@
 //! - [`mod@streams`]: `streams create|list|describe|delete`.
 //! - [`mod@put`]: stdin lines to PutRecords batches, with retries of failed entries.
 //! - [`mod@tail`]: GetRecords over every shard, following resharding into child shards.
+//! - [`mod@consume`]: a KCL-style worker running a MultiLangDaemon record processor per
+//!   shard; [`multilang`] is the protocol's codec.
 //!
-//! The commands run on a single-threaded tokio runtime: they make one call at a time, and
-//! output stays in the order the calls return.
+//! `streams`, `put` and `tail` run on a single-threaded tokio runtime: they make one call at
+//! a time, and output stays in the order the calls return. `consume` runs shards
+//! concurrently on a multi-threaded one.
 
+mod consume;
+mod multilang;
 mod put;
 mod streams;
 mod tail;
@@ -109,6 +114,54 @@ enum Position {
     Latest,
 }
 
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The stream to consume.
+    stream: String,
+    /// The application: names the lease table its workers share.
+    #[arg(long, value_name = "NAME")]
+    app: String,
+    /// This worker's id, unique among the application's workers (default: process id and a
+    /// random suffix).
+    #[arg(long, value_name = "ID")]
+    worker_id: Option<String>,
+    /// A lease not renewed for this long is taken over by other workers (KCL default).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    failover_ms: u64,
+    /// Where a new application starts in the stream's shards.
+    #[arg(long, value_enum, default_value_t = InitialPosition::TrimHorizon)]
+    initial_position: InitialPosition,
+    /// Read through this enhanced fan-out consumer (SubscribeToShard) instead of polling.
+    #[arg(long, value_name = "CONSUMER_NAME")]
+    fanout: Option<String>,
+    /// The pause after a GetRecords call that returned nothing (KCL default).
+    #[arg(long, value_name = "N", default_value_t = 1500)]
+    idle_ms: u64,
+    /// The most leases this worker holds.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_leases: Option<u64>,
+    /// How often new shards get leases (also done whenever a shard ends; KCL default).
+    #[arg(long, value_name = "N", default_value_t = 60_000)]
+    shard_sync_ms: u64,
+    /// The record processor: a command speaking the KCL MultiLangDaemon protocol, one
+    /// process per shard.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// Where a new application starts.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum InitialPosition {
+    /// Every record still kept.
+    #[value(name = "TRIM_HORIZON", alias = "trim-horizon")]
+    TrimHorizon,
+    /// Only records written after the application's first start.
+    #[value(name = "LATEST", alias = "latest")]
+    Latest,
+}
+
 /// Partition keys are 1 to 256 characters (Kinesis API reference, PutRecordsRequestEntry).
 const MAX_PARTITION_KEY_CHARS: usize = 256;
 
@@ -165,6 +218,47 @@ pub fn tail(args: TailArgs) -> anyhow::Result<()> {
         json: args.json,
     };
     block_on(tail::run(&client, &args.stream, options))
+}
+
+/// Runs `shardline consume STREAM --app NAME -- COMMAND...`.
+///
+/// # Errors
+/// A bad option, or a server refusing the lease table.
+pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    use shardline_client::consumer::{Transport, WorkerConfig};
+    use shardline_client::leases;
+
+    let client = Client::new(args.connection.endpoint.as_deref())?;
+    let worker_id = args.worker_id.unwrap_or_else(|| {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        format!("{}-{}", std::process::id(), &suffix[..8])
+    });
+    let mut config = WorkerConfig::new(&args.app, &args.stream, &worker_id);
+    config.failover = std::time::Duration::from_millis(args.failover_ms);
+    config.initial_position = match args.initial_position {
+        InitialPosition::TrimHorizon => leases::InitialPosition::TrimHorizon,
+        InitialPosition::Latest => leases::InitialPosition::Latest,
+    };
+    if let Some(max) = args.max_leases {
+        config.max_leases = usize::try_from(max).unwrap_or(usize::MAX);
+    }
+    config.shard_sync_interval = std::time::Duration::from_millis(args.shard_sync_ms.max(1));
+    let idle = std::time::Duration::from_millis(args.idle_ms);
+    config.transport = match args.fanout {
+        None => Transport::Polling {
+            idle,
+            max_records: shardline_client::consumer::fetch::polling::MAX_RECORDS_PER_CALL,
+        },
+        Some(_) => {
+            anyhow::bail!("--fanout is not available yet: SubscribeToShard support is pending")
+        }
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?
+        .block_on(consume::run(client, config, args.command))
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {

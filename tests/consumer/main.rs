@@ -2,6 +2,10 @@
 //! delivery order, checkpoints and resumption, parent-before-child across resharding, and
 //! lease loss.
 
+#[expect(
+    clippy::unwrap_used,
+    reason = "test harness: a failed call is a failed test"
+)]
 mod harness;
 
 use std::collections::HashMap;
