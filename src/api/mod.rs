@@ -13,16 +13,20 @@
 //! - [`error`]: Kinesis error types and statuses; the one engine-error mapping.
 //! - [`iterator`]: sealed shard iterator tokens.
 //! - [`actions`]: one module per operation: parse -> apply -> render.
+//! - [`subscribe`]: SubscribeToShard, the one streaming operation (enhanced fan-out).
+//! - [`eventstream`]: event-stream message framing for it.
 
 pub mod actions;
 pub mod auth;
 pub mod buffers;
 pub mod error;
+pub mod eventstream;
 pub mod input;
 pub mod iterator;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod subscribe;
 pub mod tls;
 pub mod value;
 
@@ -47,6 +51,9 @@ pub struct ApiConfig {
     pub credentials: Option<Arc<auth::Credentials>>,
     /// Account shard quota (`--shard-limit`); AWS's regional default when `None`.
     pub shard_limit: Option<u32>,
+    /// How long a SubscribeToShard stream lasts before the client must subscribe again
+    /// (AWS: 5 minutes; `--subscription-lifetime-ms`).
+    pub subscription_lifetime: Duration,
 }
 
 impl Default for ApiConfig {
@@ -56,6 +63,7 @@ impl Default for ApiConfig {
             state_transition: Duration::ZERO,
             credentials: None,
             shard_limit: None,
+            subscription_lifetime: Duration::from_secs(300),
         }
     }
 }
@@ -69,6 +77,8 @@ pub struct Api {
     pub metrics: metrics::Metrics,
     /// `--emulate-limits`: per-shard quotas; `None` (the default) costs nothing per request.
     pub limits: Option<limits::Limits>,
+    /// Live SubscribeToShard streams, one per (consumer, shard).
+    pub subscriptions: subscribe::Subscriptions,
 }
 
 impl Api {

@@ -15,7 +15,7 @@ use crate::api::value::Value;
 use crate::api::{now_ms, Api};
 
 /// `ShardIteratorType` values, in AWS's message order.
-pub(super) const TYPES: [&str; 5] = [
+pub(crate) const TYPES: [&str; 5] = [
     "AFTER_SEQUENCE_NUMBER",
     "LATEST",
     "AT_TIMESTAMP",
@@ -97,7 +97,7 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     clippy::too_many_arguments,
     reason = "the starting position's parts, as both operations read them"
 )]
-pub(super) async fn start_offset(
+pub(crate) async fn start_offset(
     api: &Api,
     meta: &StreamMeta,
     sm: &ShardMeta,

@@ -9,7 +9,7 @@ mod delete_stream;
 mod describe_stream;
 mod encryption;
 mod get_records;
-mod get_shard_iterator;
+pub(crate) mod get_shard_iterator;
 pub(crate) mod limits;
 mod list_shards;
 mod list_streams;
