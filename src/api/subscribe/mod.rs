@@ -133,8 +133,8 @@ pub async fn handle(
         id,
         epoch_secs: sm.seq_epoch_secs,
         pos: offset,
-        tx,
         claim,
+        tx,
     };
     tokio::spawn(task.run());
     Ok(body)

@@ -56,9 +56,10 @@ pub struct Subscription {
     pub epoch_secs: u64,
     /// Next offset to deliver.
     pub pos: u64,
-    pub tx: mpsc::Sender<Bytes>,
-    /// Holds the (consumer, shard) slot until the task ends.
+    /// Holds the (consumer, shard) slot until the task ends. Declared before `tx` so that
+    /// it drops first: a client that sees the stream end may subscribe again at once.
     pub claim: Claim,
+    pub tx: mpsc::Sender<Bytes>,
 }
 
 /// Why sending stopped.
