@@ -393,7 +393,12 @@ async fn kinesis(api: &Arc<Api>, req: Request<Incoming>, request_id: &str) -> Ou
     if op == Operation::SubscribeToShard {
         return match super::subscribe::handle(api, protocol, Members::new(&members)).await {
             Ok(events) => {
-                let mut r = response(200, super::eventstream::CONTENT_TYPE, request_id, Vec::new());
+                let mut r = response(
+                    200,
+                    super::eventstream::CONTENT_TYPE,
+                    request_id,
+                    Vec::new(),
+                );
                 *r.body_mut() = Either::Right(events);
                 Outcome::ok(op, r)
             }

@@ -437,13 +437,15 @@ fn arb_consumer() -> impl Strategy<Value = ConsumerMeta> {
         any::<u64>(),
         prop::collection::vec(tag, 0..3),
     )
-        .prop_map(|(name, created_ms, status, status_until_ms, tags)| ConsumerMeta {
-            name,
-            created_ms,
-            status,
-            status_until_ms,
-            tags,
-        })
+        .prop_map(
+            |(name, created_ms, status, status_until_ms, tags)| ConsumerMeta {
+                name,
+                created_ms,
+                status,
+                status_until_ms,
+                tags,
+            },
+        )
 }
 
 fn arb_stream() -> impl Strategy<Value = StreamMeta> {

@@ -49,11 +49,7 @@ static CONSUMER_ARN_RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock:
 
 /// A consumer's ARN.
 pub fn consumer_arn(stream_arn: &str, c: &ConsumerMeta) -> String {
-    format!(
-        "{stream_arn}/consumer/{}:{}",
-        c.name,
-        c.created_ms / 1000
-    )
+    format!("{stream_arn}/consumer/{}:{}", c.name, c.created_ms / 1000)
 }
 
 /// The parts of a consumer ARN: (stream ARN, consumer name, registration seconds).
@@ -183,7 +179,12 @@ impl<'a> ConsumerRef<'a> {
             CONSUMER_ARN_PATTERN,
         );
         v.length("consumerARN", r.consumer_arn, 1, 2048);
-        v.pattern("streamARN", r.stream_arn, &STREAM_ARN_RE, STREAM_ARN_PATTERN);
+        v.pattern(
+            "streamARN",
+            r.stream_arn,
+            &STREAM_ARN_RE,
+            STREAM_ARN_PATTERN,
+        );
         v.length("streamARN", r.stream_arn, 1, 2048);
         check_name(&mut v, "consumerName", r.name, 128);
         v.finish()?;
@@ -217,8 +218,7 @@ impl<'a> ConsumerRef<'a> {
                 })
             }
             _ => Err(ApiError::InvalidArgument(
-                "Either ConsumerARN or both ConsumerName and StreamARN should be provided."
-                    .into(),
+                "Either ConsumerARN or both ConsumerName and StreamARN should be provided.".into(),
             )),
         }
     }
@@ -384,9 +384,9 @@ pub fn list(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     let meta = stream.meta();
     if let Some(c) = created {
         if c as u64 != meta.created_ms && c as u64 / 1000 != meta.created_ms / 1000 {
-            return Err(api.engine_error(shardline_engine::Error::StreamNotFound(
-                meta.name.clone(),
-            )));
+            return Err(
+                api.engine_error(shardline_engine::Error::StreamNotFound(meta.name.clone()))
+            );
         }
     }
     let after = match token {
@@ -511,7 +511,10 @@ mod tests {
             live_status(&consumer(ConsumerStatus::Deleting, 10), 9),
             Some(ConsumerStatus::Deleting)
         );
-        assert_eq!(live_status(&consumer(ConsumerStatus::Deleting, 10), 10), None);
+        assert_eq!(
+            live_status(&consumer(ConsumerStatus::Deleting, 10), 10),
+            None
+        );
     }
 
     #[test]
@@ -525,7 +528,13 @@ mod tests {
         };
         let back = decode_token(&encode_token(&t)).unwrap();
         assert_eq!(
-            (back.stream, back.created_ms, back.after_ms, back.after_name, back.issued_ms),
+            (
+                back.stream,
+                back.created_ms,
+                back.after_ms,
+                back.after_name,
+                back.issued_ms
+            ),
             ("s.1".to_string(), 5, 7, "n".to_string(), 9)
         );
     }

@@ -172,7 +172,10 @@ pub(crate) async fn start_offset(
             };
             // `before_first` (a SubscribeToShard continuation before any record) names no
             // record: the position after it is the shard's first record.
-            if kind == "AFTER_SEQUENCE_NUMBER" && !parsed.is_shard_end() && !parsed.is_before_first() {
+            if kind == "AFTER_SEQUENCE_NUMBER"
+                && !parsed.is_shard_end()
+                && !parsed.is_before_first()
+            {
                 at + 1
             } else {
                 at

@@ -114,8 +114,7 @@ pub(super) fn check_tag_count(api: &Api, name: &str, count: usize) -> Result<(),
 
 /// Merges `tags` into `existing` (kept sorted by key); the merged count for the cap check.
 fn merge_tags(existing: &mut Vec<Tag>, tags: Vec<(String, String)>) -> usize {
-    let mut all: BTreeMap<String, String> =
-        existing.drain(..).map(|t| (t.key, t.value)).collect();
+    let mut all: BTreeMap<String, String> = existing.drain(..).map(|t| (t.key, t.value)).collect();
     all.extend(tags);
     *existing = all
         .into_iter()

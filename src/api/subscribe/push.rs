@@ -109,7 +109,9 @@ impl Subscription {
         let protocol = self.protocol;
         let first = eventstream::initial_response(protocol);
         let Subscription {
-            ref tx, ref mut claim, ..
+            ref tx,
+            ref mut claim,
+            ..
         } = self;
         if send(tx, &mut claim.cancel, &mut claim.shutdown, deadline, first)
             .await
@@ -146,8 +148,7 @@ impl Subscription {
             if tip > self.pos || heartbeat_due {
                 if tip <= self.pos {
                     // An idle heartbeat: the moment to notice a deleted stream or consumer.
-                    if let Err(e) = consumers::resolve_consumer_arn(&self.api, &self.consumer_arn)
-                    {
+                    if let Err(e) = consumers::resolve_consumer_arn(&self.api, &self.consumer_arn) {
                         let _ = self
                             .send_now(deadline, eventstream::exception(protocol, &e))
                             .await;
@@ -196,9 +197,18 @@ impl Subscription {
 
     async fn send_now(&mut self, deadline: Instant, message: Bytes) -> Result<(), Stop> {
         let Subscription {
-            ref tx, ref mut claim, ..
+            ref tx,
+            ref mut claim,
+            ..
         } = *self;
-        send(tx, &mut claim.cancel, &mut claim.shutdown, deadline, message).await
+        send(
+            tx,
+            &mut claim.cancel,
+            &mut claim.shutdown,
+            deadline,
+            message,
+        )
+        .await
     }
 
     /// Reads the next records (possibly none) and renders their event; returns the message
@@ -209,11 +219,10 @@ impl Subscription {
     ) -> Result<(Bytes, usize), ApiError> {
         let reader = self.shard.clone();
         let from = Offset(self.pos);
-        let read = blocking(move || {
-            reader.read_batches(from, MAX_RECORDS_PER_EVENT, MAX_BYTES_PER_EVENT)
-        })
-        .await?
-        .map_err(|e| self.api.engine_error(e))?;
+        let read =
+            blocking(move || reader.read_batches(from, MAX_RECORDS_PER_EVENT, MAX_BYTES_PER_EVENT))
+                .await?
+                .map_err(|e| self.api.engine_error(e))?;
         let tip = self.shard.next_offset();
         let last = read
             .batches

@@ -147,7 +147,10 @@ mod tests {
         // Another shard or consumer is independent.
         let other = r.claim("arn", ShardId(1), t0).unwrap();
         let second = r.claim("arn", ShardId(0), t0 + TAKEOVER_AFTER).unwrap();
-        assert!(*first.cancel.borrow(), "the old subscription is told to end");
+        assert!(
+            *first.cancel.borrow(),
+            "the old subscription is told to end"
+        );
         assert!(!*second.cancel.borrow());
         // The old one ending does not free the slot the new one holds.
         drop(first);
