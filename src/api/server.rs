@@ -288,8 +288,8 @@ impl std::fmt::Display for RequestLabel {
 }
 
 /// A Lease API request (`ShardlineLeases_20261126.<Operation>`): the rest of the Kinesis
-/// envelope (body limit, unknown operation, body decoding, SigV4 with the `kinesis` scope),
-/// then [`leases::dispatch`].
+/// envelope in its order (body limit, empty body, body decoding, unknown operation, SigV4
+/// with the `kinesis` scope), then [`leases::dispatch`].
 async fn lease_request(
     api: &Api,
     parts: &hyper::http::request::Parts,
@@ -311,16 +311,21 @@ async fn lease_request(
             ))))
         }
     };
-    let Some(op) = op else {
-        return fail(&ApiError::UnknownOperation);
-    };
     let decoded = match protocol {
-        _ if body.is_empty() => return fail(&ApiError::Serialization(None)),
+        _ if body.is_empty() => {
+            return fail(&match op {
+                Some(_) => ApiError::Serialization(None),
+                None => ApiError::UnknownOperation,
+            })
+        }
         Protocol::Json => value::decode_json(&body),
         Protocol::Cbor => value::decode_cbor(&body),
     };
     let Ok(members) = decoded else {
         return fail(&ApiError::Serialization(None));
+    };
+    let Some(op) = op else {
+        return fail(&ApiError::UnknownOperation);
     };
     if let Some(credentials) = &api.config.credentials {
         let signed = auth::SignedRequest {

@@ -522,3 +522,65 @@ proptest::proptest! {
         let _ = store::decode(&bytes, Path::new("x.leases"));
     }
 }
+
+/// The table stored in `testdata/app-v1.leases`: an owned, checkpointed lease with a
+/// parent, an unowned one, and a closed parent with two children, AT_TIMESTAMP.
+fn fixture_table() -> LeaseTable {
+    let lease = |id: u32| Lease {
+        shard: ShardId(id),
+        owner: None,
+        counter: 0,
+        checkpoint: AT_TIMESTAMP.into(),
+        checkpoint_sub_sequence: 0,
+        owner_switches_since_checkpoint: 0,
+        parents: Vec::new(),
+        children: Vec::new(),
+        hash_start: 0,
+        hash_end: MAX,
+    };
+    let mut parent = lease(0);
+    parent.children = ids(&[1, 2]);
+    parent.checkpoint = SHARD_END.into();
+    let mut owned = lease(1);
+    owned.owner = Some("worker-1".into());
+    owned.counter = 42;
+    owned.checkpoint = SEQ_FIXTURE.into();
+    owned.checkpoint_sub_sequence = 3;
+    owned.owner_switches_since_checkpoint = 2;
+    owned.parents = ids(&[0]);
+    owned.hash_end = MAX / 2;
+    let mut free = lease(2);
+    free.parents = ids(&[0]);
+    free.hash_start = MAX / 2 + 1;
+    LeaseTable {
+        application: "app".into(),
+        stream: "orders".into(),
+        stream_incarnation: "1795691901716-orders".into(),
+        initial_position: InitialPosition::AtTimestamp {
+            timestamp_ms: 1_795_691_000_000,
+        },
+        next_shard_index: 3,
+        leases: [parent, owned, free]
+            .into_iter()
+            .map(|l| (l.shard, l))
+            .collect(),
+    }
+}
+
+const SEQ_FIXTURE: &str = "49590338271490256608559692538361571095921575989136588898";
+const FIXTURE_V1: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/leases/testdata/app-v1.leases"
+);
+
+/// Version 1 files written by earlier builds must keep reading the same, and this build
+/// must keep writing version 1 byte for byte (the fixture was written by the first build).
+#[test]
+fn version_1_fixture_reads_and_writes_the_same() {
+    let bytes = std::fs::read(FIXTURE_V1).unwrap();
+    assert_eq!(
+        store::decode(&bytes, Path::new(FIXTURE_V1)).unwrap(),
+        fixture_table()
+    );
+    assert_eq!(store::encode(&fixture_table()), bytes);
+}
