@@ -368,6 +368,29 @@ fn sync_drops_leases_of_shards_retention_removed() {
     assert_eq!(keys(&s.table), ids(&[1, 2, 3]));
 }
 
+/// Two syncs race: the one holding the older snapshot of the stream runs second. It must
+/// not drop the children the newer one leased, nor their parents' children lists.
+#[test]
+fn a_sync_with_an_older_snapshot_undoes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leases = open(tmp.path());
+    let old = stream("orders");
+    leases
+        .sync("app", &old, InitialPosition::TrimHorizon)
+        .unwrap();
+    let mut new = old.clone();
+    split(&mut new, 0, 5000);
+    let newer = leases
+        .sync("app", &new, InitialPosition::TrimHorizon)
+        .unwrap();
+    let after = leases
+        .sync("app", &old, InitialPosition::TrimHorizon)
+        .unwrap();
+    assert!(after.created.is_empty());
+    assert_eq!(after.table, newer.table);
+    assert_eq!(keys(&after.table), ids(&[0, 1, 2, 3]));
+}
+
 #[test]
 fn a_table_stays_bound_to_its_stream_incarnation() {
     let tmp = tempfile::tempdir().unwrap();
