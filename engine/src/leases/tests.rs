@@ -214,6 +214,40 @@ fn take_renew_evict_and_checkpoint_follow_the_conditional_rules() {
     );
 }
 
+/// Workers racing to take the same lease at the same counter: exactly one wins, and the
+/// counter went up exactly once.
+#[test]
+fn concurrent_takes_at_one_counter_have_one_winner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leases = open(tmp.path());
+    leases
+        .sync("app", &stream("orders"), InitialPosition::TrimHorizon)
+        .unwrap();
+    let won: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let leases = &leases;
+                s.spawn(move || {
+                    let owner = format!("w{i}");
+                    leases
+                        .take("app", ShardId(1), &owner, 0)
+                        .ok()
+                        .map(|_| owner)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(won.len(), 1, "{won:?}");
+    let l = leases.lease("app", ShardId(1)).unwrap().lease;
+    assert_eq!((l.owner.as_ref(), l.counter), (Some(&won[0]), 1));
+    drop(leases);
+    assert_eq!(open(tmp.path()).lease("app", ShardId(1)).unwrap().lease, l);
+}
+
 #[test]
 fn bad_checkpoints_unknown_leases_and_tables_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
