@@ -33,7 +33,7 @@ use super::Api;
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 /// The service name in a Kinesis request's SigV4 credential scope.
-const SIGNING_SERVICE: &str = "kinesis";
+pub const SIGNING_SERVICE: &str = "kinesis";
 /// How long shutdown waits for in-flight requests (and streaming responses) to finish before
 /// dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -288,9 +288,8 @@ impl std::fmt::Display for RequestLabel {
     }
 }
 
-/// A Lease API request (`ShardlineLeases_20261126.<Operation>`): the rest of the Kinesis
-/// envelope (body limit, unknown operation, body decoding, SigV4 with the `kinesis` scope),
-/// then [`leases::dispatch`].
+/// A Lease API request (`ShardlineLeases_20261126.<Operation>`): [`leases::serve`] runs the
+/// rest of the envelope and the operation.
 async fn lease_request(
     api: &Api,
     parts: &hyper::http::request::Parts,
@@ -299,47 +298,11 @@ async fn lease_request(
     protocol: Protocol,
     request_id: &str,
 ) -> Outcome {
-    let op = leases::Operation::from_name(name);
-    let fail = |e: &ApiError| Outcome {
-        lease_operation: op,
-        ..Outcome::api_error(None, protocol, request_id, e)
-    };
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return fail(&ApiError::Serialization(Some(format!(
-                "Request body exceeds {MAX_BODY_BYTES} bytes"
-            ))))
-        }
-    };
-    let Some(op) = op else {
-        return fail(&ApiError::UnknownOperation);
-    };
-    let decoded = match protocol {
-        _ if body.is_empty() => return fail(&ApiError::Serialization(None)),
-        Protocol::Json => value::decode_json(&body),
-        Protocol::Cbor => value::decode_cbor(&body),
-    };
-    let Ok(members) = decoded else {
-        return fail(&ApiError::Serialization(None));
-    };
-    if let Some(credentials) = &api.config.credentials {
-        let signed = auth::SignedRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &parts.headers,
-            authority: parts.uri.authority().map(|a| a.as_str()),
-            body: &body,
-        };
-        if let Err(e) = auth::verify(credentials, &signed, SIGNING_SERVICE, chrono::Utc::now()) {
-            return fail(&e);
-        }
-    }
-    match leases::dispatch(api, op, Members::new(&members)).await {
+    let (op, answer) = leases::serve(api, parts, body, name, protocol).await;
+    let out = match answer {
         Ok(v) => Outcome {
             operation: None,
-            lease_operation: Some(op),
+            lease_operation: None,
             error: None,
             response: response(
                 200,
@@ -348,7 +311,11 @@ async fn lease_request(
                 value::encode(protocol, &v),
             ),
         },
-        Err(e) => fail(&e),
+        Err(e) => Outcome::api_error(None, protocol, request_id, &e),
+    };
+    Outcome {
+        lease_operation: op,
+        ..out
     }
 }
 

@@ -12,7 +12,11 @@
 //! - Every mutation is durable before it returns: the table is changed on a copy, the copy
 //!   is written whole with [`crate::datadir::write_atomic`] (temp file, fsync, rename, fsync
 //!   directory), and only then swapped in. A failed write changes nothing in memory. The
-//!   whole-table rewrite is fine for tables of up to a few thousand leases.
+//!   whole-table rewrite is fine for tables of up to a few thousand leases. No table is
+//!   poisoned after a failed write: every write is a complete new file, so the next
+//!   successful one makes the table on disk equal to memory again (the failed mutation was
+//!   never acknowledged, and a crash in between may or may not keep it, as for any request
+//!   whose answer was lost).
 //! - Mutations of one table are serialized by that table's lock (which also serializes its
 //!   file's writers, as `write_atomic` requires). Creating and deleting tables is serialized
 //!   by one more lock; a deleted table's entry is emptied under its lock first, so a

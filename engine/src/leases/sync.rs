@@ -53,7 +53,8 @@ pub(crate) fn create(
 }
 
 /// Brings `table` up to date with `meta` (the same stream incarnation). Returns the keys of
-/// the leases created.
+/// the leases created. `meta` may be older than the layout an earlier sync saw (two syncs
+/// raced); that undoes nothing.
 pub(crate) fn sync(table: &mut LeaseTable, meta: &StreamMeta) -> Vec<ShardId> {
     let mut created = Vec::new();
     for s in &meta.shards {
@@ -63,10 +64,12 @@ pub(crate) fn sync(table: &mut LeaseTable, meta: &StreamMeta) -> Vec<ShardId> {
         }
     }
     table.next_shard_index = table.next_shard_index.max(meta.next_shard_index);
-    // Shards retention has dropped from the stream: nothing is left to read.
+    // Shards retention has dropped from the stream: nothing is left to read. A shard at or
+    // above the snapshot's next index is newer than the snapshot (a concurrent sync saw a
+    // later layout), not gone.
     table
         .leases
-        .retain(|id, _| meta.shards.iter().any(|s| s.id == *id));
+        .retain(|id, _| id.0 >= meta.next_shard_index || meta.shards.iter().any(|s| s.id == *id));
     fill_lineage(table, meta);
     created
 }

@@ -214,6 +214,40 @@ fn take_renew_evict_and_checkpoint_follow_the_conditional_rules() {
     );
 }
 
+/// Workers racing to take the same lease at the same counter: exactly one wins, and the
+/// counter went up exactly once.
+#[test]
+fn concurrent_takes_at_one_counter_have_one_winner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leases = open(tmp.path());
+    leases
+        .sync("app", &stream("orders"), InitialPosition::TrimHorizon)
+        .unwrap();
+    let won: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let leases = &leases;
+                s.spawn(move || {
+                    let owner = format!("w{i}");
+                    leases
+                        .take("app", ShardId(1), &owner, 0)
+                        .ok()
+                        .map(|_| owner)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(won.len(), 1, "{won:?}");
+    let l = leases.lease("app", ShardId(1)).unwrap().lease;
+    assert_eq!((l.owner.as_ref(), l.counter), (Some(&won[0]), 1));
+    drop(leases);
+    assert_eq!(open(tmp.path()).lease("app", ShardId(1)).unwrap().lease, l);
+}
+
 #[test]
 fn bad_checkpoints_unknown_leases_and_tables_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -366,6 +400,29 @@ fn sync_drops_leases_of_shards_retention_removed() {
         .sync("app", &m, InitialPosition::TrimHorizon)
         .unwrap();
     assert_eq!(keys(&s.table), ids(&[1, 2, 3]));
+}
+
+/// Two syncs race: the one holding the older snapshot of the stream runs second. It must
+/// not drop the children the newer one leased, nor their parents' children lists.
+#[test]
+fn a_sync_with_an_older_snapshot_undoes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leases = open(tmp.path());
+    let old = stream("orders");
+    leases
+        .sync("app", &old, InitialPosition::TrimHorizon)
+        .unwrap();
+    let mut new = old.clone();
+    split(&mut new, 0, 5000);
+    let newer = leases
+        .sync("app", &new, InitialPosition::TrimHorizon)
+        .unwrap();
+    let after = leases
+        .sync("app", &old, InitialPosition::TrimHorizon)
+        .unwrap();
+    assert!(after.created.is_empty());
+    assert_eq!(after.table, newer.table);
+    assert_eq!(keys(&after.table), ids(&[0, 1, 2, 3]));
 }
 
 #[test]
@@ -521,4 +578,66 @@ proptest::proptest! {
     fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
         let _ = store::decode(&bytes, Path::new("x.leases"));
     }
+}
+
+/// The table stored in `testdata/app-v1.leases`: an owned, checkpointed lease with a
+/// parent, an unowned one, and a closed parent with two children, AT_TIMESTAMP.
+fn fixture_table() -> LeaseTable {
+    let lease = |id: u32| Lease {
+        shard: ShardId(id),
+        owner: None,
+        counter: 0,
+        checkpoint: AT_TIMESTAMP.into(),
+        checkpoint_sub_sequence: 0,
+        owner_switches_since_checkpoint: 0,
+        parents: Vec::new(),
+        children: Vec::new(),
+        hash_start: 0,
+        hash_end: MAX,
+    };
+    let mut parent = lease(0);
+    parent.children = ids(&[1, 2]);
+    parent.checkpoint = SHARD_END.into();
+    let mut owned = lease(1);
+    owned.owner = Some("worker-1".into());
+    owned.counter = 42;
+    owned.checkpoint = SEQ_FIXTURE.into();
+    owned.checkpoint_sub_sequence = 3;
+    owned.owner_switches_since_checkpoint = 2;
+    owned.parents = ids(&[0]);
+    owned.hash_end = MAX / 2;
+    let mut free = lease(2);
+    free.parents = ids(&[0]);
+    free.hash_start = MAX / 2 + 1;
+    LeaseTable {
+        application: "app".into(),
+        stream: "orders".into(),
+        stream_incarnation: "1795691901716-orders".into(),
+        initial_position: InitialPosition::AtTimestamp {
+            timestamp_ms: 1_795_691_000_000,
+        },
+        next_shard_index: 3,
+        leases: [parent, owned, free]
+            .into_iter()
+            .map(|l| (l.shard, l))
+            .collect(),
+    }
+}
+
+const SEQ_FIXTURE: &str = "49590338271490256608559692538361571095921575989136588898";
+const FIXTURE_V1: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/leases/testdata/app-v1.leases"
+);
+
+/// Version 1 files written by earlier builds must keep reading the same, and this build
+/// must keep writing version 1 byte for byte (the fixture was written by the first build).
+#[test]
+fn version_1_fixture_reads_and_writes_the_same() {
+    let bytes = std::fs::read(FIXTURE_V1).unwrap();
+    assert_eq!(
+        store::decode(&bytes, Path::new(FIXTURE_V1)).unwrap(),
+        fixture_table()
+    );
+    assert_eq!(store::encode(&fixture_table()), bytes);
 }

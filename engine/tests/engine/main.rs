@@ -4,6 +4,7 @@
 //! - `model`: random operations checked against a `Vec` of records per shard (proptest).
 //! - `surgery`: crash recovery by file surgery: torn tails, flipped bytes, garbage, indexes.
 //! - `faults`: failed writes and fsyncs through a fault-injecting I/O backend.
+//! - `leases`: lease tables synced with real reshards, reopen, damaged table files.
 //! - `lifecycle`: opening and shutting down.
 //! - `lock`: two processes on one data directory.
 //! - `races`: readers, writers, rolls and retention at once.
@@ -19,6 +20,8 @@ mod basics;
 mod faults;
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod leases;
 #[cfg(test)]
 mod lifecycle;
 #[cfg(test)]

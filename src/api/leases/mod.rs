@@ -13,10 +13,15 @@ mod list_leases;
 mod ownership;
 mod sync_leases;
 
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+
 use super::error::ApiError;
 use super::input::Members;
-use super::value::Value;
-use super::Api;
+use super::server::{MAX_BODY_BYTES, SIGNING_SERVICE};
+use super::value::{self, Protocol, Value};
+use super::{auth, Api};
 
 /// The `X-Amz-Target` prefix of Lease API operations.
 pub const TARGET_PREFIX: &str = "ShardlineLeases_20261126.";
@@ -73,4 +78,59 @@ pub async fn dispatch(api: &Api, op: Operation, m: Members<'_>) -> Result<Value,
         Operation::DeleteLeaseTable => delete_lease_table::handle(api, m).await,
         Operation::ListLeaseTables => list_lease_tables::handle(api, m),
     }
+}
+
+/// Runs a Lease API request whose `X-Amz-Target` is [`TARGET_PREFIX`] + `name`, after the
+/// server's method and content-type checks: the rest of the Kinesis envelope in its order
+/// (body limit, empty body, body decoding, unknown operation, SigV4 with the `kinesis`
+/// scope), then the operation. Returns the operation named, if any, for the log line.
+pub async fn serve(
+    api: &Api,
+    parts: &Parts,
+    body: Incoming,
+    name: &str,
+    protocol: Protocol,
+) -> (Option<Operation>, Result<Value, ApiError>) {
+    let op = Operation::from_name(name);
+    (op, run(api, parts, body, op, protocol).await)
+}
+
+async fn run(
+    api: &Api,
+    parts: &Parts,
+    body: Incoming,
+    op: Option<Operation>,
+    protocol: Protocol,
+) -> Result<Value, ApiError> {
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            ApiError::Serialization(Some(format!("Request body exceeds {MAX_BODY_BYTES} bytes")))
+        })?
+        .to_bytes();
+    if body.is_empty() {
+        return Err(match op {
+            Some(_) => ApiError::Serialization(None),
+            None => ApiError::UnknownOperation,
+        });
+    }
+    let members = match protocol {
+        Protocol::Json => value::decode_json(&body),
+        Protocol::Cbor => value::decode_cbor(&body),
+    }
+    .map_err(|_| ApiError::Serialization(None))?;
+    let op = op.ok_or(ApiError::UnknownOperation)?;
+    if let Some(credentials) = &api.config.credentials {
+        let signed = auth::SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+            body: &body,
+        };
+        auth::verify(credentials, &signed, SIGNING_SERVICE, chrono::Utc::now())?;
+    }
+    dispatch(api, op, Members::new(&members)).await
 }
