@@ -120,6 +120,30 @@ impl Client {
         op: &str,
         request: &Req,
     ) -> Result<Resp, Error> {
+        let req = self.request(prefix, op, request)?;
+        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.send(req))
+            .await
+            .map_err(|_| Error::Timeout {
+                endpoint: self.endpoint.clone(),
+            })??;
+        if status == StatusCode::OK {
+            let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| Error::BadResponse {
+                op: op.to_string(),
+                status,
+                detail: e.to_string(),
+            });
+        }
+        Err(service_error(op, status, &bytes))
+    }
+
+    /// A signed `POST /` of `<prefix>.<op>` with `request` as the JSON body.
+    fn request<Req: Serialize>(
+        &self,
+        prefix: &str,
+        op: &str,
+        request: &Req,
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let body = serde_json::to_vec(request)
             .expect("invariant: request types serialize to JSON (string keys, finite numbers)");
         let target = format!("{prefix}.{op}");
@@ -141,26 +165,51 @@ impl Client {
                 req = req.header(name, value);
             }
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
+        req.body(Full::new(Bytes::from(body)))
             .map_err(|e| Error::Request {
                 op: op.to_string(),
                 detail: e.to_string(),
-            })?;
-        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.send(req))
+            })
+    }
+
+    /// Calls a streaming operation (SubscribeToShard): returns the body of a 200 answer as
+    /// it arrives; any other answer is read whole and becomes the service's error.
+    ///
+    /// # Errors
+    /// [`Error`]: the server's error, a transport failure, or no response headers within
+    /// the call timeout.
+    pub async fn call_streaming<Req: Serialize>(
+        &self,
+        prefix: &str,
+        op: &str,
+        request: &Req,
+    ) -> Result<hyper::body::Incoming, Error> {
+        let req = self.request(prefix, op, request)?;
+        let timeout = |_| Error::Timeout {
+            endpoint: self.endpoint.clone(),
+        };
+        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http.request(req))
             .await
-            .map_err(|_| Error::Timeout {
+            .map_err(timeout)?
+            .map_err(|source| Error::Unreachable {
                 endpoint: self.endpoint.clone(),
-            })??;
+                source,
+            })?;
+        let status = resp.status();
         if status == StatusCode::OK {
-            let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-            return serde_json::from_slice(bytes).map_err(|e| Error::BadResponse {
-                op: op.to_string(),
-                status,
-                detail: e.to_string(),
-            });
+            return Ok(resp.into_body());
         }
-        Err(service_error(op, status, &bytes))
+        let body = tokio::time::timeout(
+            CALL_TIMEOUT,
+            Limited::new(resp.into_body(), MAX_RESPONSE_BYTES).collect(),
+        )
+        .await
+        .map_err(timeout)?
+        .map_err(|source| Error::Body {
+            endpoint: self.endpoint.clone(),
+            source,
+        })?;
+        Err(service_error(op, status, &body.to_bytes()))
     }
 
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {

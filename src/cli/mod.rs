@@ -249,9 +249,7 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
             idle,
             max_records: shardline_client::consumer::fetch::polling::MAX_RECORDS_PER_CALL,
         },
-        Some(_) => {
-            anyhow::bail!("--fanout is not available yet: SubscribeToShard support is pending")
-        }
+        Some(consumer_name) => Transport::FanOut { consumer_name },
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

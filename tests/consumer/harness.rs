@@ -316,3 +316,15 @@ pub async fn shards(client: &Client, stream: &str) -> Vec<(String, u128, u128)> 
 pub async fn call(client: &Client, op: &str, body: Value) {
     let _: Value = client.call(op, &body).await.unwrap();
 }
+
+/// DescribeStreamSummary's StreamARN.
+pub async fn stream_arn(client: &Client, stream: &str) -> String {
+    let out: Value = client
+        .call("DescribeStreamSummary", &json!({ "StreamName": stream }))
+        .await
+        .unwrap();
+    out["StreamDescriptionSummary"]["StreamARN"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -274,3 +274,73 @@ async fn stale_workers_checkpoint_is_refused_and_lease_lost_delivered() {
     stop.send(()).unwrap();
     handle.await.unwrap().unwrap();
 }
+
+/// The same worker over enhanced fan-out: it registers the consumer, subscribes to every
+/// shard, resubscribes from each event's continuation, and follows a split through the
+/// final event's ChildShards, children only after their parent's SHARD_END.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_worker_reads_every_record_and_follows_a_split() {
+    let server = Server::start();
+    let client = server.client();
+    create_stream(&client, "efo", 2).await;
+    let mut written = put(&client, "efo", &records("a", 150, 11)).await;
+    let log = Log::default();
+    let mut cfg = config("app4", "efo", "w1", Duration::from_secs(3));
+    cfg.transport = shardline_client::consumer::Transport::FanOut {
+        consumer_name: "kcl-efo".into(),
+    };
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), recorders(&log, true)));
+    log.wait_for("150 records", WAIT, |l| l.record_count() >= 150)
+        .await;
+
+    let (s0, start0, end0) = shards(&client, "efo").await[0].clone();
+    call(
+        &client,
+        "SplitShard",
+        serde_json::json!({
+            "StreamName": "efo",
+            "ShardToSplit": s0,
+            "NewStartingHashKey": (start0 + (end0 - start0) / 2).to_string(),
+        }),
+    )
+    .await;
+    written.extend(put(&client, "efo", &records("b", 150, 11)).await);
+    log.wait_for("300 records", WAIT, |l| l.record_count() >= 300)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(log.records_by_shard(), expected_by_shard(&written));
+
+    let events = log.events();
+    let ended = events
+        .iter()
+        .position(|(s, e)| *s == s0 && matches!(e, Event::Checkpointed { at } if at == SHARD_END))
+        .unwrap_or_else(|| panic!("{s0} never checkpointed SHARD_END: {events:?}"));
+    let table = LeaseTable::new(client.clone(), "app4");
+    let children: Vec<String> = table
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.parent_shard_ids.contains(&s0))
+        .map(|l| l.lease_key)
+        .collect();
+    assert_eq!(children.len(), 2);
+    for child in &children {
+        let init = events
+            .iter()
+            .position(|(s, e)| s == child && matches!(e, Event::Initialized { .. }))
+            .unwrap();
+        assert!(ended < init);
+    }
+    // The consumer exists on the server, registered by the worker.
+    let consumers: serde_json::Value = client
+        .call(
+            "ListStreamConsumers",
+            &serde_json::json!({ "StreamARN": harness::stream_arn(&client, "efo").await }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(consumers["Consumers"][0]["ConsumerName"], "kcl-efo");
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}

@@ -51,6 +51,7 @@ class Consumer:
     def __init__(self, binary, server, stream: str, app: str, worker: str, log_dir: Path,
                  *extra: str, checkpoint_every: int = 10, probe: bool = False):
         self.stderr_path = log_dir / f"{worker}.stderr"
+        self.killed = False
         cmd = [
             str(binary), "consume", stream, "--app", app, "--endpoint", server.endpoint,
             "--worker-id", worker, "--idle-ms", "100", "--shard-sync-ms", "1000", *extra,
@@ -77,6 +78,7 @@ class Consumer:
             raise AssertionError(f"consume did not stop on SIGTERM; stderr:\n{self.stderr()}")
 
     def kill_group(self) -> None:
+        self.killed = True
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -97,9 +99,11 @@ def read_log(log_dir: Path) -> list[dict]:
 def wait_until(what: str, timeout: float, check, consumers=()) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        if time.monotonic() > deadline:
+        exited = [c for c in consumers if c.proc.poll() is not None and not c.killed]
+        if exited or time.monotonic() > deadline:
+            reason = "a consumer exited" if exited else "timed out"
             details = "\n".join(f"--- {c.stderr_path.name}\n{c.stderr()}" for c in consumers)
-            raise AssertionError(f"timed out waiting for {what}\n{details}")
+            raise AssertionError(f"{reason} waiting for {what}\n{details}")
         time.sleep(0.1)
 
 
@@ -181,6 +185,41 @@ def test_multilang_processor_sees_every_record_and_checkpoints(shardline_binary,
             continue
         assert table[shard_id]["Checkpoint"] == records[-1][0], table[shard_id]
     assert all("LeaseOwner" not in lease for lease in table.values()), table
+
+
+def test_fanout_consume_reads_through_subscribe_to_shard(shardline_binary, server, kinesis,
+                                                        tmp_path):
+    stream = unique_name("efo")
+    app = unique_name("app")
+    create_stream(kinesis, stream, 2)
+    wait_active(kinesis, stream)
+    written = put(kinesis, stream, "a", 50)
+    c = Consumer(shardline_binary, server, stream, app, "w1", tmp_path, "--fanout", "multilang")
+    try:
+        def count():
+            return sum(1 for e in read_log(tmp_path) if e["event"] == "record")
+
+        wait_until("50 records", 30, lambda: count() >= 50, [c])
+        written += put(kinesis, stream, "b", 30)
+        wait_until("80 records", 30, lambda: count() >= 80, [c])
+        assert c.terminate() == 0, c.stderr()
+    finally:
+        if c.proc.poll() is None:
+            c.kill_group()
+    by_shard = defaultdict(list)
+    for e in read_log(tmp_path):
+        if e["event"] == "record":
+            by_shard[e["shard"]].append(e["seq"])
+    expected = defaultdict(list)
+    for shard_id, seq, _ in written:
+        expected[shard_id].append(seq)
+    assert dict(by_shard) == {k: sorted(v, key=seq_key) for k, v in expected.items()}
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    names = [c["ConsumerName"] for c in kinesis.list_stream_consumers(StreamARN=arn)["Consumers"]]
+    assert names == ["multilang"]
+    table = {lease["LeaseKey"]: lease for lease in leases(server, app)}
+    for shard_id, seqs in expected.items():
+        assert table[shard_id]["Checkpoint"] == max(seqs, key=seq_key)
 
 
 def test_killed_worker_shards_fail_over_and_resume_from_checkpoints(shardline_binary, server,

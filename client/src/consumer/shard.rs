@@ -16,8 +16,9 @@ use crate::http::Client;
 use crate::leases::{Lease, LeaseTable};
 
 use super::checkpointer::{Checkpointer, Phase};
+use super::fetch::fanout::FanOutFetcher;
 use super::fetch::polling::PollingFetcher;
-use super::fetch::{self, Batch};
+use super::fetch::{self, Batch, Fetcher};
 use super::held::{HeldLease, Signal};
 use super::processor::{InitializeInput, ProcessRecordsInput, RecordProcessor};
 use super::record::ExtendedSequenceNumber;
@@ -40,6 +41,8 @@ pub(crate) struct ShardConsumer<P> {
     pub(crate) config: Arc<WorkerConfig>,
     pub(crate) client: Client,
     pub(crate) table: LeaseTable,
+    /// The enhanced fan-out consumer, with [`Transport::FanOut`].
+    pub(crate) consumer_arn: Option<Arc<str>>,
     pub(crate) lease: Lease,
     pub(crate) held: Arc<HeldLease>,
     pub(crate) signal: watch::Receiver<Signal>,
@@ -74,15 +77,26 @@ impl<P: RecordProcessor> ShardConsumer<P> {
         let Some(from) = fetch::start_after(&start, self.config.at_timestamp_ms()) else {
             return self.end_shard(&mut checkpointer).await;
         };
-        let mut fetcher = match &self.config.transport {
-            Transport::Polling { idle, max_records } => PollingFetcher::new(
+        let mut fetcher = match (&self.config.transport, &self.consumer_arn) {
+            (Transport::Polling { idle, max_records }, _) => Fetcher::Polling(PollingFetcher::new(
                 self.client.clone(),
                 &self.config.stream,
                 &shard_id,
                 from,
                 *idle,
                 *max_records,
-            ),
+            )),
+            (Transport::FanOut { .. }, Some(arn)) => Fetcher::FanOut(FanOutFetcher::new(
+                self.client.clone(),
+                arn,
+                &shard_id,
+                from,
+            )),
+            (Transport::FanOut { consumer_name }, None) => {
+                return Outcome::Failed(Error::Config {
+                    detail: format!("consumer {consumer_name} is not registered"),
+                })
+            }
         };
         loop {
             let signal = *self.signal.borrow_and_update();

@@ -58,6 +58,9 @@ pub enum Transport {
         /// `Limit` of each GetRecords call.
         max_records: u32,
     },
+    /// Enhanced fan-out: SubscribeToShard through this stream consumer, registered by the
+    /// worker at start if it does not exist.
+    FanOut { consumer_name: String },
 }
 
 impl Default for Transport {
@@ -148,6 +151,8 @@ type Running = Arc<Mutex<HashMap<String, Arc<HeldLease>>>>;
 /// A consumer application's worker.
 pub struct Worker<F> {
     config: Arc<WorkerConfig>,
+    /// The enhanced fan-out consumer's ARN, once registered.
+    consumer_arn: Option<Arc<str>>,
     client: Client,
     table: LeaseTable,
     factory: Arc<F>,
@@ -159,6 +164,7 @@ impl<F: ProcessorFactory> Worker<F> {
         let table = LeaseTable::new(client.clone(), &config.application);
         Worker {
             config: Arc::new(config),
+            consumer_arn: None,
             client,
             table,
             factory: Arc::new(factory),
@@ -168,14 +174,26 @@ impl<F: ProcessorFactory> Worker<F> {
     /// Runs until `shutdown` completes, then shuts down gracefully (see the module doc).
     ///
     /// # Errors
-    /// An invalid configuration, or a first SyncLeases the server refuses (unknown stream,
-    /// table bound to another stream).
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    /// An invalid configuration, a first SyncLeases the server refuses (unknown stream,
+    /// table bound to another stream), or (fan-out) a consumer that cannot be registered.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         self.config.validate()?;
         tokio::pin!(shutdown);
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             synced = self.first_sync() => synced?,
+        }
+        if let Transport::FanOut { consumer_name } = &self.config.transport {
+            let arn = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                arn = super::fetch::fanout::register_consumer(
+                    &self.client,
+                    &self.config.stream,
+                    consumer_name,
+                ) => arn?,
+            };
+            tracing::info!(consumer = %arn, "reading through enhanced fan-out");
+            self.consumer_arn = Some(arn.into());
         }
         let running: Running = Arc::default();
         let renewer = tokio::spawn(renew_loop(
@@ -314,6 +332,7 @@ impl<F: ProcessorFactory> Worker<F> {
             config: self.config.clone(),
             client: self.client.clone(),
             table: self.table.clone(),
+            consumer_arn: self.consumer_arn.clone(),
             lease,
             held,
             signal,

@@ -2,6 +2,7 @@
 //! [`fanout`] (SubscribeToShard over an enhanced fan-out consumer). Both yield [`Batch`]es
 //! in shard order and end with [`Batch::ShardEnd`] when a closed shard is drained.
 
+pub mod fanout;
 pub mod polling;
 
 use crate::kinesis::{ChildShard, IteratorStart};
@@ -19,6 +20,21 @@ pub enum Batch {
     },
     /// The shard is closed and every record has been delivered.
     ShardEnd { child_shards: Vec<ChildShard> },
+}
+
+/// A shard's fetcher, by transport.
+pub(crate) enum Fetcher {
+    Polling(polling::PollingFetcher),
+    FanOut(fanout::FanOutFetcher),
+}
+
+impl Fetcher {
+    pub(crate) async fn next(&mut self) -> Result<Batch, crate::error::Error> {
+        match self {
+            Fetcher::Polling(f) => f.next().await,
+            Fetcher::FanOut(f) => f.next().await,
+        }
+    }
 }
 
 /// Where to start reading after `checkpoint`, or `None` for `SHARD_END` (nothing left).
