@@ -5,7 +5,7 @@
 //!
 //! - [`worker`]: configuration, the scheduler loop, the renewer, graceful shutdown.
 //! - [`taker`]: which leases to take (lease-count balancing, expiry on the local clock).
-//! - [`shard`]: one shard's consumer: parents first, then the processor's life cycle.
+//! - `shard`: one shard's consumer: parents first, then the processor's life cycle.
 //! - [`processor`]: the [`RecordProcessor`] trait and its inputs.
 //! - [`checkpointer`]: checkpoint rules and the conditional Checkpoint write.
 //! - [`record`]: records and extended sequence numbers (the KPL de-aggregation seam).
