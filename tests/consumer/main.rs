@@ -275,6 +275,30 @@ async fn stale_workers_checkpoint_is_refused_and_lease_lost_delivered() {
     handle.await.unwrap().unwrap();
 }
 
+/// With AWS's read quota on (5 GetRecords calls per second per shard) a worker polling
+/// without pause is throttled; it backs off and still delivers every record, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_get_records_back_off_and_deliver_everything() {
+    let server = Server::start_with(&["--emulate-limits"]);
+    let client = server.client();
+    create_stream(&client, "limited", 1).await;
+    let written = put(&client, "limited", &records("a", 100, 3)).await;
+    let log = Log::default();
+    let mut cfg = config("app5", "limited", "w1", Duration::from_secs(3));
+    cfg.transport = shardline_client::consumer::Transport::Polling {
+        idle: Duration::ZERO,
+        max_records: 10,
+    };
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), recorders(&log, true)));
+    log.wait_for("100 records", WAIT, |l| l.record_count() >= 100)
+        .await;
+    assert_eq!(log.records_by_shard(), expected_by_shard(&written));
+    let throttled = server.metric("shardline_read_provisioned_throughput_exceeded_total");
+    assert!(throttled >= 1.0, "no GetRecords call was throttled");
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
 /// The same worker over enhanced fan-out: it registers the consumer, subscribes to every
 /// shard, resubscribes from each event's continuation, and follows a split through the
 /// final event's ChildShards, children only after their parent's SHARD_END.

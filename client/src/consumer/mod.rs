@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`worker`]: configuration, the scheduler loop, the renewer, graceful shutdown.
+//! - [`worker`]: configuration, the scheduler loop (take, shard sync), graceful shutdown.
+//! - `renewer`: renews every held lease every failover/3.
 //! - [`taker`]: which leases to take (lease-count balancing, expiry on the local clock).
 //! - `shard`: one shard's consumer: parents first, then the processor's life cycle.
 //! - [`processor`]: the [`RecordProcessor`] trait and its inputs.
@@ -17,6 +18,7 @@ pub mod fetch;
 mod held;
 pub mod processor;
 pub mod record;
+mod renewer;
 mod shard;
 pub mod taker;
 pub mod worker;

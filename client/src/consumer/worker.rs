@@ -146,7 +146,7 @@ impl WorkerConfig {
 }
 
 /// The leases this worker runs, shared with the renewer.
-type Running = Arc<Mutex<HashMap<String, Arc<HeldLease>>>>;
+pub(crate) type Running = Arc<Mutex<HashMap<String, Arc<HeldLease>>>>;
 
 /// A consumer application's worker.
 pub struct Worker<F> {
@@ -196,7 +196,7 @@ impl<F: ProcessorFactory> Worker<F> {
             self.consumer_arn = Some(arn.into());
         }
         let running: Running = Arc::default();
-        let renewer = tokio::spawn(renew_loop(
+        let renewer = tokio::spawn(super::renewer::renew_loop(
             self.config.clone(),
             self.table.clone(),
             running.clone(),
@@ -372,33 +372,6 @@ impl<F: ProcessorFactory> Worker<F> {
     }
 }
 
-async fn renew_loop(config: Arc<WorkerConfig>, table: LeaseTable, running: Running) {
-    let mut tick = tokio::time::interval(config.renew_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let held: Vec<Arc<HeldLease>> = lock(&running).values().cloned().collect();
-        let mut renewals = tokio::task::JoinSet::new();
-        for lease in held {
-            let (table, config) = (table.clone(), config.clone());
-            renewals.spawn(async move {
-                let me = &config.worker_id;
-                match lease.write(|c| table.renew(lease.key(), me, c)).await {
-                    Ok(_) => {}
-                    Err(Error::LeaseLost { detail, .. }) => {
-                        tracing::info!(lease = %lease.key(), %detail, "renewal refused");
-                    }
-                    Err(e) => {
-                        tracing::warn!(lease = %lease.key(), error = %e, "renewal failed");
-                        lease.expire_if_stale(config.failover).await;
-                    }
-                }
-            });
-        }
-        while renewals.join_next().await.is_some() {}
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
