@@ -187,6 +187,51 @@ def test_multilang_processor_sees_every_record_and_checkpoints(shardline_binary,
     assert all("LeaseOwner" not in lease for lease in table.values()), table
 
 
+def test_stolen_lease_refuses_the_childs_checkpoint_then_lease_lost(shardline_binary, server,
+                                                                   kinesis, tmp_path):
+    stream = unique_name("stolen")
+    app = unique_name("app")
+    create_stream(kinesis, stream, 1)
+    wait_active(kinesis, stream)
+    first = put(kinesis, stream, "a", 3)
+    # A long failover: renewals (every 20 s) stay out of the way, so the refusal comes from
+    # the child's own checkpoint.
+    c = Consumer(shardline_binary, server, stream, app, "w1", tmp_path, "--failover-ms", "60000",
+                 checkpoint_every=1)
+    try:
+        def events(kind):
+            return [e for e in read_log(tmp_path) if e["event"] == kind]
+
+        wait_until("a checkpoint at the third record", 30,
+                   lambda: any(e["seq"] == first[-1][1] for e in events("checkpoint")), [c])
+        shard_id = first[0][0]
+        while True:
+            lease = lease_call(server, "DescribeLease",
+                               {"ApplicationName": app, "LeaseKey": shard_id})["Lease"]
+            try:
+                lease_call(server, "TakeLease", {"ApplicationName": app, "LeaseKey": shard_id,
+                                                 "Owner": "intruder",
+                                                 "ExpectedCounter": lease["LeaseCounter"]})
+                break
+            except urllib.error.HTTPError as e:
+                # A renewal moved the counter between the two calls: read it again.
+                assert json.loads(e.read())["__type"] == "ConditionalCheckFailedException"
+        put(kinesis, stream, "b", 1)
+        wait_until("leaseLost", 30, lambda: events("leaseLost"), [c])
+        assert c.terminate() == 0, c.stderr()
+    finally:
+        if c.proc.poll() is None:
+            c.kill_group()
+    log = read_log(tmp_path)
+    refused = [e for e in log if e["event"] == "checkpoint" and not e["ok"]]
+    assert [e["error"] for e in refused] == ["ShutdownException"]
+    lost = [e for e in log if e["event"] == "leaseLost"]
+    assert len(lost) == 1 and lost[0]["t"] >= refused[0]["t"]
+    lease = lease_call(server, "DescribeLease", {"ApplicationName": app, "LeaseKey": shard_id})
+    assert lease["Lease"]["LeaseOwner"] == "intruder"
+    assert lease["Lease"]["Checkpoint"] == first[-1][1]
+
+
 def test_fanout_consume_reads_through_subscribe_to_shard(shardline_binary, server, kinesis,
                                                         tmp_path):
     stream = unique_name("efo")
