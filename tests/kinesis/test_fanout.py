@@ -23,6 +23,7 @@ import cbor2
 from botocore.eventstream import EventStreamBuffer
 
 from conftest import start_server
+from test_metrics_and_limits import scrape, value
 from kinesis_client import (
     ACCOUNT,
     CBOR_TYPE,
@@ -351,6 +352,21 @@ def test_resubscribing_across_the_lifetime_loses_and_repeats_nothing(kinesis):
     assert time.time() - started >= SUBSCRIPTION_LIFETIME_MS / 1000
     assert reader.subscriptions >= 2, "no subscription reached its lifetime"
     assert reader.data() == payloads
+
+
+def test_subscription_metrics(server, kinesis):
+    name, arn = new_stream(kinesis, "efo-metrics")
+    consumer_arn = register(kinesis, arn, "metered")
+    put(kinesis, name, [b"abcd", b"ef"])
+    reader = Reader(kinesis, consumer_arn, {"Type": "TRIM_HORIZON"}, 2).start().join()
+    assert reader.data() == [b"abcd", b"ef"]
+    samples = scrape(server)
+    shard0 = {"stream": name, "shard": SHARD0}
+    assert value(samples, "shardline_subscribe_to_shard_event_records_total", **shard0) == 2
+    # Partition key plus data, as for GetRecords.
+    assert value(samples, "shardline_subscribe_to_shard_event_bytes_total", **shard0) == 8
+    assert value(samples, "shardline_requests_total", operation="SubscribeToShard",
+                 status="200") >= 1
 
 
 def test_end_of_split_parent_gives_child_shards(kinesis):

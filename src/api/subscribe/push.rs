@@ -32,6 +32,7 @@ use crate::api::actions::consumers;
 use crate::api::error::ApiError;
 use crate::api::eventstream;
 use crate::api::limits::TokenBucket;
+use crate::api::metrics::ShardMetrics;
 use crate::api::value::{Protocol, RecordList, Value};
 use crate::api::{now_ms, Api};
 
@@ -56,6 +57,8 @@ pub struct Subscription {
     pub epoch_secs: u64,
     /// Next offset to deliver.
     pub pos: u64,
+    /// The shard's metric series (SubscribeToShardEvent.*).
+    pub metrics: Arc<ShardMetrics>,
     /// Holds the (consumer, shard) slot until the task ends. Declared before `tx` so that
     /// it drops first: a client that sees the stream end may subscribe again at once.
     pub claim: Claim,
@@ -191,6 +194,8 @@ impl Subscription {
                 () = tokio::time::sleep_until(wake) => {}
                 _ = self.claim.cancel.changed() => {}
                 _ = self.claim.shutdown.changed() => {}
+                // The client went away: free the slot now, not at the next heartbeat.
+                () = self.tx.closed() => return,
             }
         }
     }
@@ -238,6 +243,13 @@ impl Subscription {
         }
         self.pos = read.next.0.max(self.pos);
         let bytes = read.bytes;
+        self.metrics
+            .subscribe_event_records
+            .inc_by(read.record_count as u64);
+        self.metrics.subscribe_event_bytes.inc_by(bytes as u64);
+        self.metrics
+            .subscribe_millis_behind
+            .set(i64::try_from(behind).unwrap_or(i64::MAX));
         let event = Value::map([
             (
                 "Records",
