@@ -16,11 +16,14 @@ import re
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import cbor2
+import pytest
 from botocore.eventstream import EventStreamBuffer
+from botocore.exceptions import EventStreamError
 
 from conftest import start_server
 from test_metrics_and_limits import scrape, value
@@ -76,6 +79,14 @@ def put(kinesis, stream: str, payloads: list[bytes]) -> list[str]:
 def subscribe(kinesis, consumer_arn: str, position: dict, shard: str = SHARD0):
     return kinesis.subscribe_to_shard(
         ConsumerARN=consumer_arn, ShardId=shard, StartingPosition=position)["EventStream"]
+
+
+@contextmanager
+def aws_error_event(code: str, message: str):
+    """Expects an exception event (`:message-type: exception`) of type `code` in the stream."""
+    with pytest.raises(EventStreamError) as info:
+        yield
+    assert info.value.response["Error"] == {"Code": code, "Message": message}
 
 
 class Reader:
@@ -447,7 +458,8 @@ def test_cbor_subscription(server, kinesis):
 
 def test_second_subscription_within_five_seconds_then_takeover(shardline_binary):
     """A live subscription holds (consumer, shard) for 5 s; a call after that takes over and
-    the old stream ends. Also: a CREATING consumer cannot subscribe."""
+    the old stream ends. Also: a CREATING consumer cannot subscribe, and deregistering a
+    consumer ends its subscription with a ResourceNotFound exception event."""
     with tempfile.TemporaryDirectory(prefix="shardline-efo-") as tmp:
         srv = start_server(shardline_binary, Path(tmp) / "data",
                            ["--state-transition-ms", "300"])
@@ -489,6 +501,21 @@ def test_second_subscription_within_five_seconds_then_takeover(shardline_binary)
                     assert [r["Data"] for r in records] == [b"for-the-new-one"]
                     break
             second.close()
+
+            # A consumer deregistered under a live subscription: a ResourceNotFound exception
+            # event within the 5 s check interval, then the end of the stream.
+            other = register(client, arn, "two")
+            deadline = time.time() + 5
+            while client.describe_stream_consumer(ConsumerARN=other)[
+                    "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+                assert time.time() < deadline
+                time.sleep(0.05)
+            doomed = subscribe(client, other, {"Type": "LATEST"})
+            client.deregister_stream_consumer(ConsumerARN=other)
+            with aws_error_event("ResourceNotFoundException",
+                                 f"Consumer {other}, account {ACCOUNT} not found."):
+                for _ in doomed:
+                    pass
         finally:
             if srv.proc is not None:
                 srv.stop_and_check()

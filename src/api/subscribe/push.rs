@@ -16,7 +16,8 @@
 //!   `ContinuationSequenceNumber`; then the stream ends.
 //! - The subscription ends after `--subscription-lifetime-ms` (AWS: 5 minutes), when a newer
 //!   call takes over, at server shutdown, or when the client goes away. Failures while
-//!   streaming (stream or consumer deleted, read errors) are exception events, then the end.
+//!   streaming (stream or consumer deleted, checked every 5 s; read errors) are exception
+//!   events, then the end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +131,7 @@ impl Subscription {
             .as_ref()
             .map(|_| TokenBucket::full(CONSUMER_BYTES_PER_SEC, std::time::Instant::now()));
         let mut last_event: Option<Instant> = None;
+        let mut checked = Instant::now();
         loop {
             let now = Instant::now();
             if now >= deadline || self.ending() {
@@ -149,8 +151,9 @@ impl Subscription {
             }
             let heartbeat_due = last_event.is_none_or(|t| now >= t + HEARTBEAT);
             if tip > self.pos || heartbeat_due {
-                if tip <= self.pos {
-                    // An idle heartbeat: the moment to notice a deleted stream or consumer.
+                if now >= checked + HEARTBEAT {
+                    // Every 5 s, idle or not: notice a deleted stream or consumer.
+                    checked = now;
                     if let Err(e) = consumers::resolve_consumer_arn(&self.api, &self.consumer_arn) {
                         let _ = self
                             .send_now(deadline, eventstream::exception(protocol, &e))
