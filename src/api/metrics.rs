@@ -64,6 +64,9 @@ Metrics (CloudWatch name in brackets; labels stream, shard unless noted):
   shardline_get_records_iterator_age_milliseconds        [GetRecords.IteratorAgeMilliseconds] gauge
   shardline_write_provisioned_throughput_exceeded_total  [WriteProvisionedThroughputExceeded]
   shardline_read_provisioned_throughput_exceeded_total   [ReadProvisionedThroughputExceeded]
+  shardline_subscribe_to_shard_event_records_total       [SubscribeToShardEvent.Records]
+  shardline_subscribe_to_shard_event_bytes_total         [SubscribeToShardEvent.Bytes]
+  shardline_subscribe_to_shard_event_millis_behind_latest [SubscribeToShardEvent.MillisBehindLatest] gauge
   shardline_put_records_latency_seconds                  [PutRecord.Latency, PutRecords.Latency] histogram; stream, operation
   shardline_get_records_latency_seconds                  [GetRecords.Latency] histogram; stream
   shardline_requests_total                               operation, status
@@ -521,7 +524,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split(' ').next())
             .collect();
-        assert_eq!(families.len(), 12, "{text}");
+        assert_eq!(families.len(), 15, "{text}");
         for f in families {
             assert!(
                 SERVE_HELP.contains(&format!("  {f} ")),
