@@ -228,7 +228,7 @@ def test_duplicate_name_and_unknown_consumers(kinesis):
 
 
 def test_twenty_consumers_per_stream_and_paging(kinesis):
-    _, arn = new_stream(kinesis, "efo-limit")
+    name, arn = new_stream(kinesis, "efo-limit")
     names = [f"c{i:02}" for i in range(20)]
     for n in names:
         register(kinesis, arn, n)
@@ -249,6 +249,15 @@ def test_twenty_consumers_per_stream_and_paging(kinesis):
     assert seen == names  # registration order, each once
     with aws_error("InvalidArgumentException", "Invalid NextToken."):
         kinesis.list_stream_consumers(StreamARN=arn, NextToken="bm90IGEgdG9rZW4=")
+    # StreamCreationTimestamp picks the incarnation of the stream.
+    created = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+        "StreamCreationTimestamp"]
+    listed = kinesis.list_stream_consumers(StreamARN=arn, StreamCreationTimestamp=created)
+    assert len(listed["Consumers"]) == 20
+    with aws_error("ResourceNotFoundException",
+                   f"Stream {name} under account {ACCOUNT} not found."):
+        kinesis.list_stream_consumers(
+            StreamARN=arn, StreamCreationTimestamp=datetime(2001, 1, 1, tzinfo=timezone.utc))
     kinesis.deregister_stream_consumer(StreamARN=arn, ConsumerName="c05")
     register(kinesis, arn, "replacement")
 
