@@ -107,7 +107,13 @@ struct Server {
 async fn start_server(args: &Args) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let mut child = tokio::process::Command::new(&args.bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--durability", &args.durability])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--durability",
+            &args.durability,
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .stdout(Stdio::piped())
@@ -169,7 +175,11 @@ async fn call_json(
     op: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
-    let bytes = call(http, addr, op, body).await?.collect().await?.to_bytes();
+    let bytes = call(http, addr, op, body)
+        .await?
+        .collect()
+        .await?
+        .to_bytes();
     if bytes.is_empty() {
         return Ok(serde_json::Value::Null);
     }
