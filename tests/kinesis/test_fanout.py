@@ -3,7 +3,8 @@ the consumer registry (RegisterStreamConsumer, Describe, List with paging, Dereg
 tags, the 20-consumer limit, EnforceConsumerDeletion, durability across kill -9) and
 SubscribeToShard (every starting position, resubscribing across the subscription lifetime
 with nothing lost or repeated, ChildShards at the end of a split parent, the 5-second
-takeover rule, a slow reader next to a fast producer, CBOR).
+takeover rule, the 5-second idle heartbeat, an exception event when the consumer goes, a
+slow reader next to a fast producer, CBOR, metrics).
 
 The module's server ends subscriptions after SUBSCRIPTION_LIFETIME_MS (AWS: 5 minutes) so
 that resubscribing is exercised in seconds.
@@ -525,6 +526,32 @@ def test_second_subscription_within_five_seconds_then_takeover(shardline_binary)
                                  f"Consumer {other}, account {ACCOUNT} not found."):
                 for _ in doomed:
                     pass
+        finally:
+            if srv.proc is not None:
+                srv.stop_and_check()
+
+
+def test_idle_subscription_gets_an_event_every_five_seconds(shardline_binary):
+    """With nothing written, events (without records, with the same continuation) still
+    arrive every 5 s, so clients can tell a quiet shard from a dead connection. Needs the
+    AWS lifetime (the module's server ends subscriptions after 3 s)."""
+    with tempfile.TemporaryDirectory(prefix="shardline-efo-") as tmp:
+        srv = start_server(shardline_binary, Path(tmp) / "data")
+        try:
+            client = srv.client()
+            _, arn = new_stream(client, "efo-idle")
+            consumer_arn = register(client, arn, "idle")
+            stream = subscribe(client, consumer_arn, {"Type": "LATEST"})
+            events = iter(stream)
+            first = next(events)["SubscribeToShardEvent"]
+            got_first = time.monotonic()
+            second = next(events)["SubscribeToShardEvent"]
+            gap = time.monotonic() - got_first
+            stream.close()
+            assert first["Records"] == [] and second["Records"] == []
+            assert second["ContinuationSequenceNumber"] == first["ContinuationSequenceNumber"]
+            # The heartbeat, not a polling loop: nothing in between, and not much later.
+            assert 4.0 <= gap <= 8.0, gap
         finally:
             if srv.proc is not None:
                 srv.stop_and_check()
