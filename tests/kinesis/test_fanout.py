@@ -3,7 +3,8 @@ the consumer registry (RegisterStreamConsumer, Describe, List with paging, Dereg
 tags, the 20-consumer limit, EnforceConsumerDeletion, durability across kill -9) and
 SubscribeToShard (every starting position, resubscribing across the subscription lifetime
 with nothing lost or repeated, ChildShards at the end of a split parent, the 5-second
-takeover rule, a slow reader next to a fast producer, CBOR).
+takeover rule, the 5-second idle heartbeat, an exception event when the consumer goes, a
+slow reader next to a fast producer, CBOR, metrics).
 
 The module's server ends subscriptions after SUBSCRIPTION_LIFETIME_MS (AWS: 5 minutes) so
 that resubscribing is exercised in seconds.
@@ -16,13 +17,17 @@ import re
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import cbor2
+import pytest
 from botocore.eventstream import EventStreamBuffer
+from botocore.exceptions import EventStreamError
 
 from conftest import start_server
+from test_metrics_and_limits import scrape, value
 from kinesis_client import (
     ACCOUNT,
     CBOR_TYPE,
@@ -75,6 +80,14 @@ def put(kinesis, stream: str, payloads: list[bytes]) -> list[str]:
 def subscribe(kinesis, consumer_arn: str, position: dict, shard: str = SHARD0):
     return kinesis.subscribe_to_shard(
         ConsumerARN=consumer_arn, ShardId=shard, StartingPosition=position)["EventStream"]
+
+
+@contextmanager
+def aws_error_event(code: str, message: str):
+    """Expects an exception event (`:message-type: exception`) of type `code` in the stream."""
+    with pytest.raises(EventStreamError) as info:
+        yield
+    assert info.value.response["Error"] == {"Code": code, "Message": message}
 
 
 class Reader:
@@ -216,7 +229,7 @@ def test_duplicate_name_and_unknown_consumers(kinesis):
 
 
 def test_twenty_consumers_per_stream_and_paging(kinesis):
-    _, arn = new_stream(kinesis, "efo-limit")
+    name, arn = new_stream(kinesis, "efo-limit")
     names = [f"c{i:02}" for i in range(20)]
     for n in names:
         register(kinesis, arn, n)
@@ -237,6 +250,15 @@ def test_twenty_consumers_per_stream_and_paging(kinesis):
     assert seen == names  # registration order, each once
     with aws_error("InvalidArgumentException", "Invalid NextToken."):
         kinesis.list_stream_consumers(StreamARN=arn, NextToken="bm90IGEgdG9rZW4=")
+    # StreamCreationTimestamp picks the incarnation of the stream.
+    created = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+        "StreamCreationTimestamp"]
+    listed = kinesis.list_stream_consumers(StreamARN=arn, StreamCreationTimestamp=created)
+    assert len(listed["Consumers"]) == 20
+    with aws_error("ResourceNotFoundException",
+                   f"Stream {name} under account {ACCOUNT} not found."):
+        kinesis.list_stream_consumers(
+            StreamARN=arn, StreamCreationTimestamp=datetime(2001, 1, 1, tzinfo=timezone.utc))
     kinesis.deregister_stream_consumer(StreamARN=arn, ConsumerName="c05")
     register(kinesis, arn, "replacement")
 
@@ -353,6 +375,21 @@ def test_resubscribing_across_the_lifetime_loses_and_repeats_nothing(kinesis):
     assert reader.data() == payloads
 
 
+def test_subscription_metrics(server, kinesis):
+    name, arn = new_stream(kinesis, "efo-metrics")
+    consumer_arn = register(kinesis, arn, "metered")
+    put(kinesis, name, [b"abcd", b"ef"])
+    reader = Reader(kinesis, consumer_arn, {"Type": "TRIM_HORIZON"}, 2).start().join()
+    assert reader.data() == [b"abcd", b"ef"]
+    samples = scrape(server)
+    shard0 = {"stream": name, "shard": SHARD0}
+    assert value(samples, "shardline_subscribe_to_shard_event_records_total", **shard0) == 2
+    # Partition key plus data, as for GetRecords.
+    assert value(samples, "shardline_subscribe_to_shard_event_bytes_total", **shard0) == 8
+    assert value(samples, "shardline_requests_total", operation="SubscribeToShard",
+                 status="200") >= 1
+
+
 def test_end_of_split_parent_gives_child_shards(kinesis):
     name, arn = new_stream(kinesis, "efo-split")
     consumer_arn = register(kinesis, arn, "split")
@@ -431,7 +468,8 @@ def test_cbor_subscription(server, kinesis):
 
 def test_second_subscription_within_five_seconds_then_takeover(shardline_binary):
     """A live subscription holds (consumer, shard) for 5 s; a call after that takes over and
-    the old stream ends. Also: a CREATING consumer cannot subscribe."""
+    the old stream ends. Also: a CREATING consumer cannot subscribe, and deregistering a
+    consumer ends its subscription with a ResourceNotFound exception event."""
     with tempfile.TemporaryDirectory(prefix="shardline-efo-") as tmp:
         srv = start_server(shardline_binary, Path(tmp) / "data",
                            ["--state-transition-ms", "300"])
@@ -473,6 +511,47 @@ def test_second_subscription_within_five_seconds_then_takeover(shardline_binary)
                     assert [r["Data"] for r in records] == [b"for-the-new-one"]
                     break
             second.close()
+
+            # A consumer deregistered under a live subscription: a ResourceNotFound exception
+            # event within the 5 s check interval, then the end of the stream.
+            other = register(client, arn, "two")
+            deadline = time.time() + 5
+            while client.describe_stream_consumer(ConsumerARN=other)[
+                    "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+                assert time.time() < deadline
+                time.sleep(0.05)
+            doomed = subscribe(client, other, {"Type": "LATEST"})
+            client.deregister_stream_consumer(ConsumerARN=other)
+            with aws_error_event("ResourceNotFoundException",
+                                 f"Consumer {other}, account {ACCOUNT} not found."):
+                for _ in doomed:
+                    pass
+        finally:
+            if srv.proc is not None:
+                srv.stop_and_check()
+
+
+def test_idle_subscription_gets_an_event_every_five_seconds(shardline_binary):
+    """With nothing written, events (without records, with the same continuation) still
+    arrive every 5 s, so clients can tell a quiet shard from a dead connection. Needs the
+    AWS lifetime (the module's server ends subscriptions after 3 s)."""
+    with tempfile.TemporaryDirectory(prefix="shardline-efo-") as tmp:
+        srv = start_server(shardline_binary, Path(tmp) / "data")
+        try:
+            client = srv.client()
+            _, arn = new_stream(client, "efo-idle")
+            consumer_arn = register(client, arn, "idle")
+            stream = subscribe(client, consumer_arn, {"Type": "LATEST"})
+            events = iter(stream)
+            first = next(events)["SubscribeToShardEvent"]
+            got_first = time.monotonic()
+            second = next(events)["SubscribeToShardEvent"]
+            gap = time.monotonic() - got_first
+            stream.close()
+            assert first["Records"] == [] and second["Records"] == []
+            assert second["ContinuationSequenceNumber"] == first["ContinuationSequenceNumber"]
+            # The heartbeat, not a polling loop: nothing in between, and not much later.
+            assert 4.0 <= gap <= 8.0, gap
         finally:
             if srv.proc is not None:
                 srv.stop_and_check()

@@ -133,6 +133,7 @@ pub async fn handle(
         id,
         epoch_secs: sm.seq_epoch_secs,
         pos: offset,
+        metrics: api.metrics.shard(&meta.name, id),
         claim,
         tx,
     };

@@ -16,7 +16,8 @@
 //!   `ContinuationSequenceNumber`; then the stream ends.
 //! - The subscription ends after `--subscription-lifetime-ms` (AWS: 5 minutes), when a newer
 //!   call takes over, at server shutdown, or when the client goes away. Failures while
-//!   streaming (stream or consumer deleted, read errors) are exception events, then the end.
+//!   streaming (stream or consumer deleted, checked every 5 s; read errors) are exception
+//!   events, then the end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::api::actions::consumers;
 use crate::api::error::ApiError;
 use crate::api::eventstream;
 use crate::api::limits::TokenBucket;
+use crate::api::metrics::ShardMetrics;
 use crate::api::value::{Protocol, RecordList, Value};
 use crate::api::{now_ms, Api};
 
@@ -56,6 +58,8 @@ pub struct Subscription {
     pub epoch_secs: u64,
     /// Next offset to deliver.
     pub pos: u64,
+    /// The shard's metric series (SubscribeToShardEvent.*).
+    pub metrics: Arc<ShardMetrics>,
     /// Holds the (consumer, shard) slot until the task ends. Declared before `tx` so that
     /// it drops first: a client that sees the stream end may subscribe again at once.
     pub claim: Claim,
@@ -127,6 +131,7 @@ impl Subscription {
             .as_ref()
             .map(|_| TokenBucket::full(CONSUMER_BYTES_PER_SEC, std::time::Instant::now()));
         let mut last_event: Option<Instant> = None;
+        let mut checked = Instant::now();
         loop {
             let now = Instant::now();
             if now >= deadline || self.ending() {
@@ -146,8 +151,9 @@ impl Subscription {
             }
             let heartbeat_due = last_event.is_none_or(|t| now >= t + HEARTBEAT);
             if tip > self.pos || heartbeat_due {
-                if tip <= self.pos {
-                    // An idle heartbeat: the moment to notice a deleted stream or consumer.
+                if now >= checked + HEARTBEAT {
+                    // Every 5 s, idle or not: notice a deleted stream or consumer.
+                    checked = now;
                     if let Err(e) = consumers::resolve_consumer_arn(&self.api, &self.consumer_arn) {
                         let _ = self
                             .send_now(deadline, eventstream::exception(protocol, &e))
@@ -191,6 +197,8 @@ impl Subscription {
                 () = tokio::time::sleep_until(wake) => {}
                 _ = self.claim.cancel.changed() => {}
                 _ = self.claim.shutdown.changed() => {}
+                // The client went away: free the slot now, not at the next heartbeat.
+                () = self.tx.closed() => return,
             }
         }
     }
@@ -238,6 +246,13 @@ impl Subscription {
         }
         self.pos = read.next.0.max(self.pos);
         let bytes = read.bytes;
+        self.metrics
+            .subscribe_event_records
+            .inc_by(read.record_count as u64);
+        self.metrics.subscribe_event_bytes.inc_by(bytes as u64);
+        self.metrics
+            .subscribe_millis_behind
+            .set(i64::try_from(behind).unwrap_or(i64::MAX));
         let event = Value::map([
             (
                 "Records",
