@@ -348,3 +348,50 @@ pub async fn stream_arn(client: &Client, stream: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// One of two processors, so that one factory can make both.
+pub enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+
+impl<L: RecordProcessor, R: RecordProcessor> RecordProcessor for Either<L, R> {
+    async fn initialize(&mut self, input: InitializeInput) -> Result<(), Error> {
+        match self {
+            Either::Left(p) => p.initialize(input).await,
+            Either::Right(p) => p.initialize(input).await,
+        }
+    }
+
+    async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), Error> {
+        match self {
+            Either::Left(p) => p.process_records(input, checkpointer).await,
+            Either::Right(p) => p.process_records(input, checkpointer).await,
+        }
+    }
+
+    async fn lease_lost(&mut self) -> Result<(), Error> {
+        match self {
+            Either::Left(p) => p.lease_lost().await,
+            Either::Right(p) => p.lease_lost().await,
+        }
+    }
+
+    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), Error> {
+        match self {
+            Either::Left(p) => p.shard_ended(checkpointer).await,
+            Either::Right(p) => p.shard_ended(checkpointer).await,
+        }
+    }
+
+    async fn shutdown_requested(&mut self, checkpointer: &mut Checkpointer) -> Result<(), Error> {
+        match self {
+            Either::Left(p) => p.shutdown_requested(checkpointer).await,
+            Either::Right(p) => p.shutdown_requested(checkpointer).await,
+        }
+    }
+}

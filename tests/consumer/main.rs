@@ -368,3 +368,86 @@ async fn fanout_worker_reads_every_record_and_follows_a_split() {
     stop.send(()).unwrap();
     handle.await.unwrap().unwrap();
 }
+
+/// A processor that never returns from `shutdown_requested`.
+struct Stuck {
+    initialized: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl shardline_client::consumer::RecordProcessor for Stuck {
+    async fn initialize(
+        &mut self,
+        input: shardline_client::consumer::InitializeInput,
+    ) -> Result<(), shardline_client::Error> {
+        let _ = self.initialized.send(input.shard_id);
+        Ok(())
+    }
+
+    async fn process_records(
+        &mut self,
+        _: shardline_client::consumer::ProcessRecordsInput,
+        _: &mut shardline_client::consumer::Checkpointer,
+    ) -> Result<(), shardline_client::Error> {
+        Ok(())
+    }
+
+    async fn lease_lost(&mut self) -> Result<(), shardline_client::Error> {
+        Ok(())
+    }
+
+    async fn shard_ended(
+        &mut self,
+        checkpointer: &mut shardline_client::consumer::Checkpointer,
+    ) -> Result<(), shardline_client::Error> {
+        checkpointer.checkpoint().await
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        _: &mut shardline_client::consumer::Checkpointer,
+    ) -> Result<(), shardline_client::Error> {
+        std::future::pending().await
+    }
+}
+
+/// Shutdown waits for `shutdown_requested` only up to the shutdown timeout: a processor
+/// stuck there is dropped and its lease is not handed back (it expires instead), while a
+/// lease whose processor returned is evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_up_on_a_stuck_processor_after_the_timeout() {
+    let server = Server::start();
+    let client = server.client();
+    create_stream(&client, "stuck", 2).await;
+    let mut cfg = config("app6", "stuck", "w1", Duration::from_secs(3));
+    cfg.shutdown_timeout = Duration::from_millis(500);
+    let (initialized, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let stuck_shard = "shardId-000000000000";
+    let factory = move |shard: &str| {
+        if shard == stuck_shard {
+            Ok(harness::Either::Left(Stuck {
+                initialized: initialized.clone(),
+            }))
+        } else {
+            Ok(harness::Either::Right(harness::Recorder {
+                shard: shard.to_string(),
+                log: Log::default(),
+                checkpoint_each: true,
+            }))
+        }
+    };
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), factory));
+    assert_eq!(started.recv().await.unwrap(), stuck_shard);
+    stop.send(()).unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    stopped.expect("the worker did not stop").unwrap().unwrap();
+    let table = LeaseTable::new(client.clone(), "app6");
+    let owners: HashMap<String, Option<String>> = table
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.lease_key, l.lease_owner))
+        .collect();
+    assert_eq!(owners[stuck_shard].as_deref(), Some("w1"));
+    assert_eq!(owners["shardId-000000000001"], None);
+}

@@ -16,7 +16,8 @@
 //! When the `shutdown` future passed to [`Worker::run`] completes, every processor gets
 //! `shutdown_requested` (and may checkpoint), then every lease still held is evicted (handed
 //! back with its owner cleared) so that other workers take it at once, without waiting for
-//! it to expire. Renewals continue until then.
+//! it to expire. Renewals continue until then. Processors still busy after
+//! `shutdown_timeout` are dropped, their leases left to expire.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::error::Error;
 use crate::http::Client;
@@ -45,6 +47,8 @@ pub const DEFAULT_IDLE_TIME_BETWEEN_READS: Duration = Duration::from_millis(1500
 pub const DEFAULT_PARENT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// KCL's margin between the renewal period and a third of the failover time.
 const RENEWAL_MARGIN: Duration = Duration::from_millis(25);
+/// How long shutdown waits for the processors' `shutdown_requested` by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause before retrying the first SyncLeases when the server is unreachable.
 const SYNC_RETRY: Duration = Duration::from_secs(1);
 
@@ -89,6 +93,9 @@ pub struct WorkerConfig {
     pub transport: Transport,
     pub shard_sync_interval: Duration,
     pub parent_poll_interval: Duration,
+    /// How long shutdown waits for the processors; those still busy then are dropped
+    /// (their leases not handed back, so they expire after the failover time).
+    pub shutdown_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -104,6 +111,7 @@ impl WorkerConfig {
             transport: Transport::default(),
             shard_sync_interval: DEFAULT_SHARD_SYNC_INTERVAL,
             parent_poll_interval: DEFAULT_PARENT_POLL_INTERVAL,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 
@@ -202,6 +210,7 @@ impl<F: ProcessorFactory> Worker<F> {
             running.clone(),
         ));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
         let mut clock = ExpiryClock::default();
         let mut take_tick = tokio::time::interval(self.config.take_interval());
         let sync_every = self.config.shard_sync_interval;
@@ -210,14 +219,15 @@ impl<F: ProcessorFactory> Worker<F> {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = take_tick.tick() => self.take(&mut clock, &running, &done_tx).await,
+                _ = take_tick.tick() => self.take(&mut clock, &running, &done_tx, &mut tasks).await,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = sync_tick.tick() => self.sync().await,
                 Some((key, outcome)) = done_rx.recv() => {
                     let ended = matches!(outcome, Outcome::ShardEnded);
                     self.finish(&key, outcome, &running).await;
                     if ended {
                         self.sync().await;
-                        self.take(&mut clock, &running, &done_tx).await;
+                        self.take(&mut clock, &running, &done_tx, &mut tasks).await;
                     }
                 }
             }
@@ -227,11 +237,22 @@ impl<F: ProcessorFactory> Worker<F> {
         for lease in &held {
             lease.request_shutdown();
         }
-        while !lock(&running).is_empty() {
-            match done_rx.recv().await {
-                Some((key, outcome)) => self.finish(&key, outcome, &running).await,
-                None => break,
+        let drained = tokio::time::timeout(self.config.shutdown_timeout, async {
+            while !lock(&running).is_empty() {
+                match done_rx.recv().await {
+                    Some((key, outcome)) => self.finish(&key, outcome, &running).await,
+                    None => break,
+                }
             }
+        })
+        .await;
+        if drained.is_err() {
+            let busy: Vec<String> = lock(&running).keys().cloned().collect();
+            tracing::warn!(
+                ?busy,
+                "processors still busy at the shutdown timeout; dropping them"
+            );
+            tasks.shutdown().await;
         }
         renewer.abort();
         Ok(())
@@ -269,6 +290,7 @@ impl<F: ProcessorFactory> Worker<F> {
         clock: &mut ExpiryClock,
         running: &Running,
         done: &mpsc::UnboundedSender<(String, Outcome)>,
+        tasks: &mut JoinSet<()>,
     ) {
         let leases = match self.table.list().await {
             Ok(leases) => leases,
@@ -300,7 +322,7 @@ impl<F: ProcessorFactory> Worker<F> {
             match self.table.take(&key, me, lease.lease_counter).await {
                 Ok(taken) => {
                     tracing::info!(worker = %me, lease = %key, from = ?lease.lease_owner, "took lease");
-                    self.start(taken, running, done).await;
+                    self.start(taken, running, done, tasks).await;
                 }
                 Err(e) if e.is_condition_failed() => {
                     tracing::debug!(lease = %key, error = %e, "lease changed before the take");
@@ -315,6 +337,7 @@ impl<F: ProcessorFactory> Worker<F> {
         lease: Lease,
         running: &Running,
         done: &mpsc::UnboundedSender<(String, Outcome)>,
+        tasks: &mut JoinSet<()>,
     ) {
         let (held, signal) = HeldLease::new(&lease);
         let held = Arc::new(held);
@@ -339,7 +362,7 @@ impl<F: ProcessorFactory> Worker<F> {
             processor,
         };
         let done = done.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let outcome = consumer.run().await;
             // The worker only drops the receiver when it has stopped waiting for outcomes.
             let _ = done.send((key, outcome));
