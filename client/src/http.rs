@@ -2,7 +2,8 @@
 //!
 //! Every call is `POST /` with `X-Amz-Target: <prefix>.<Op>` (`Kinesis_20131202` for the
 //! Kinesis API, `ShardlineLeases_20261126` for the lease API) and an awsJson1.1 body, over
-//! HTTP/1.1 on a pooled keep-alive connection. A non-200 answer becomes [`Error::Service`]
+//! HTTP/1.1 on a pooled keep-alive connection; streaming calls (SubscribeToShard) go over
+//! HTTP/2 with prior knowledge (h2c). A non-200 answer becomes [`Error::Service`]
 //! from the body's `__type` (any `…#` prefix and `:…` suffix dropped, as botocore does) and
 //! `message` (or `Message`). Only `http://` endpoints: there is no TLS client here yet.
 
@@ -37,6 +38,9 @@ const QUOTED_BODY_CHARS: usize = 200;
 #[derive(Clone)]
 pub struct Client {
     http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    /// HTTP/2 with prior knowledge (h2c), for streaming calls: one connection carries every
+    /// subscription, as the AWS SDKs do for SubscribeToShard.
+    http2: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
     uri: Uri,
     /// `host:port` as sent in `Host` (and signed).
     authority: String,
@@ -78,8 +82,13 @@ impl Client {
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build_http();
+        let http2 = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
         Ok(Client {
             http,
+            http2,
             uri,
             authority,
             endpoint,
@@ -172,8 +181,9 @@ impl Client {
             })
     }
 
-    /// Calls a streaming operation (SubscribeToShard): returns the body of a 200 answer as
-    /// it arrives; any other answer is read whole and becomes the service's error.
+    /// Calls a streaming operation (SubscribeToShard) over HTTP/2 (h2c): returns the body of
+    /// a 200 answer as it arrives; any other answer is read whole and becomes the service's
+    /// error.
     ///
     /// # Errors
     /// [`Error`]: the server's error, a transport failure, or no response headers within
@@ -188,7 +198,7 @@ impl Client {
         let timeout = |_| Error::Timeout {
             endpoint: self.endpoint.clone(),
         };
-        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http.request(req))
+        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http2.request(req))
             .await
             .map_err(timeout)?
             .map_err(|source| Error::Unreachable {

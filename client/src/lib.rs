@@ -4,8 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`http`]: one endpoint, `call` per operation (awsJson1.1 over HTTP/1.1), errors from
-//!   `__type`/`message`.
+//! - [`http`]: one endpoint, `call` per operation (awsJson1.1 over HTTP/1.1; streaming
+//!   SubscribeToShard over h2c), errors from `__type`/`message`.
 //! - [`sign`]: SigV4 signing with credentials from the AWS environment variables.
 //! - [`kinesis`]: typed ListShards, GetShardIterator, GetRecords.
 //! - [`leases`]: the lease table operations (`ShardlineLeases_20261126.*`).

@@ -11,8 +11,8 @@
 //!   consumer; ResourceInUseException backs off longer).
 //! - The last event of a closed shard has `ChildShards` and no continuation: its records
 //!   are delivered, then [`Batch::ShardEnd`].
-//! - Events arrive over HTTP/1.1 chunks here (the pooled client); the framing is the same
-//!   over HTTP/2.
+//! - Subscriptions share one HTTP/2 (h2c) connection, as with the AWS SDKs; events arrive
+//!   as DATA frames, and a message may span several.
 
 use std::collections::VecDeque;
 use std::time::Duration;
