@@ -451,3 +451,92 @@ async fn shutdown_gives_up_on_a_stuck_processor_after_the_timeout() {
     assert_eq!(owners[stuck_shard].as_deref(), Some("w1"));
     assert_eq!(owners["shardId-000000000001"], None);
 }
+
+/// A processor that panics in its first `process_records` call (of all its instances).
+struct PanicsOnce {
+    inner: harness::Recorder,
+    panicked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl shardline_client::consumer::RecordProcessor for PanicsOnce {
+    async fn initialize(
+        &mut self,
+        input: shardline_client::consumer::InitializeInput,
+    ) -> Result<(), shardline_client::Error> {
+        self.inner.initialize(input).await
+    }
+
+    async fn process_records(
+        &mut self,
+        input: shardline_client::consumer::ProcessRecordsInput,
+        checkpointer: &mut shardline_client::consumer::Checkpointer,
+    ) -> Result<(), shardline_client::Error> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("record processor bug (expected by the test)");
+        }
+        self.inner.process_records(input, checkpointer).await
+    }
+
+    async fn lease_lost(&mut self) -> Result<(), shardline_client::Error> {
+        self.inner.lease_lost().await
+    }
+
+    async fn shard_ended(
+        &mut self,
+        checkpointer: &mut shardline_client::consumer::Checkpointer,
+    ) -> Result<(), shardline_client::Error> {
+        self.inner.shard_ended(checkpointer).await
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut shardline_client::consumer::Checkpointer,
+    ) -> Result<(), shardline_client::Error> {
+        self.inner.shutdown_requested(checkpointer).await
+    }
+}
+
+/// A processor that panics does not leave its lease renewed but unprocessed: the lease is
+/// handed back, taken again, and processing resumes from the checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_processor_hands_its_lease_back_and_the_shard_is_retried() {
+    let server = Server::start();
+    let client = server.client();
+    create_stream(&client, "panics", 1).await;
+    let written = put(&client, "panics", &records("a", 20, 3)).await;
+    let log = Log::default();
+    let cfg = config("app7", "panics", "w1", Duration::from_secs(1));
+    let panicked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let factory = {
+        let (log, panicked) = (log.clone(), panicked.clone());
+        move |shard: &str| {
+            Ok(PanicsOnce {
+                inner: harness::Recorder {
+                    shard: shard.to_string(),
+                    log: log.clone(),
+                    checkpoint_each: true,
+                },
+                panicked: panicked.clone(),
+            })
+        }
+    };
+    let (stop, handle) = spawn_worker(Worker::new(cfg, client.clone(), factory));
+    log.wait_for("20 records", WAIT, |l| l.record_count() >= 20)
+        .await;
+    assert!(panicked.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(log.records_by_shard(), expected_by_shard(&written));
+    let inits = log
+        .events()
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Initialized { .. }))
+        .count();
+    assert_eq!(
+        inits, 2,
+        "initialized once before the panic and once after the retake"
+    );
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}

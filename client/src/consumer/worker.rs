@@ -154,6 +154,12 @@ impl WorkerConfig {
 }
 
 /// The leases this worker runs, shared with the renewer.
+/// The shard consumers' tasks, and the lease each runs.
+type Tasks<'a> = (
+    &'a mut JoinSet<()>,
+    &'a mut HashMap<tokio::task::Id, String>,
+);
+
 pub(crate) type Running = Arc<Mutex<HashMap<String, Arc<HeldLease>>>>;
 
 /// A consumer application's worker.
@@ -211,6 +217,7 @@ impl<F: ProcessorFactory> Worker<F> {
         ));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
+        let mut task_keys = HashMap::new();
         let mut clock = ExpiryClock::default();
         let mut take_tick = tokio::time::interval(self.config.take_interval());
         let sync_every = self.config.shard_sync_interval;
@@ -219,15 +226,29 @@ impl<F: ProcessorFactory> Worker<F> {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = take_tick.tick() => self.take(&mut clock, &running, &done_tx, &mut tasks).await,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = take_tick.tick() => self.take(&mut clock, &running, &done_tx, (&mut tasks, &mut task_keys)).await,
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
+                    Ok((id, ())) => {
+                        task_keys.remove(&id);
+                    }
+                    // A panicking processor sends no outcome: stop renewing its lease.
+                    Err(e) => {
+                        if let Some(key) = task_keys.remove(&e.id()) {
+                            let outcome = Outcome::Failed(Error::Processor {
+                                shard_id: key.clone(),
+                                detail: "the shard consumer panicked".into(),
+                            });
+                            self.finish(&key, outcome, &running).await;
+                        }
+                    }
+                },
                 _ = sync_tick.tick() => self.sync().await,
                 Some((key, outcome)) = done_rx.recv() => {
                     let ended = matches!(outcome, Outcome::ShardEnded);
                     self.finish(&key, outcome, &running).await;
                     if ended {
                         self.sync().await;
-                        self.take(&mut clock, &running, &done_tx, &mut tasks).await;
+                        self.take(&mut clock, &running, &done_tx, (&mut tasks, &mut task_keys)).await;
                     }
                 }
             }
@@ -290,7 +311,7 @@ impl<F: ProcessorFactory> Worker<F> {
         clock: &mut ExpiryClock,
         running: &Running,
         done: &mpsc::UnboundedSender<(String, Outcome)>,
-        tasks: &mut JoinSet<()>,
+        tasks: Tasks<'_>,
     ) {
         let leases = match self.table.list().await {
             Ok(leases) => leases,
@@ -322,7 +343,8 @@ impl<F: ProcessorFactory> Worker<F> {
             match self.table.take(&key, me, lease.lease_counter).await {
                 Ok(taken) => {
                     tracing::info!(worker = %me, lease = %key, from = ?lease.lease_owner, "took lease");
-                    self.start(taken, running, done, tasks).await;
+                    self.start(taken, running, done, (&mut *tasks.0, &mut *tasks.1))
+                        .await;
                 }
                 Err(e) if e.is_condition_failed() => {
                     tracing::debug!(lease = %key, error = %e, "lease changed before the take");
@@ -337,7 +359,7 @@ impl<F: ProcessorFactory> Worker<F> {
         lease: Lease,
         running: &Running,
         done: &mpsc::UnboundedSender<(String, Outcome)>,
-        tasks: &mut JoinSet<()>,
+        (tasks, task_keys): Tasks<'_>,
     ) {
         let (held, signal) = HeldLease::new(&lease);
         let held = Arc::new(held);
@@ -362,11 +384,13 @@ impl<F: ProcessorFactory> Worker<F> {
             processor,
         };
         let done = done.clone();
-        tasks.spawn(async move {
+        let task_key = key.clone();
+        let handle = tasks.spawn(async move {
             let outcome = consumer.run().await;
             // The worker only drops the receiver when it has stopped waiting for outcomes.
             let _ = done.send((key, outcome));
         });
+        task_keys.insert(handle.id(), task_key);
     }
 
     async fn finish(&self, key: &str, outcome: Outcome, running: &Running) {
