@@ -11,8 +11,8 @@
 //! - `lease_lost`: another worker has the lease; no checkpoint is possible;
 //! - `shutdown_requested`: the worker is stopping; the processor may checkpoint.
 //!
-//! An error returned by a callback stops the shard's processing and hands the lease back;
-//! processing resumes (here or on another worker) from the last checkpoint.
+//! An error returned by a callback (or a panic) stops the shard's processing and hands the
+//! lease back; processing resumes (here or on another worker) from the last checkpoint.
 
 use std::future::Future;
 
