@@ -59,6 +59,10 @@ struct ServeArgs {
     /// started it, as on AWS (0: changes are immediate and streams are always ACTIVE).
     #[arg(long, default_value_t = 0)]
     state_transition_ms: u64,
+    /// Milliseconds a SubscribeToShard stream lasts before the client must subscribe again
+    /// (AWS: 300000, five minutes).
+    #[arg(long, default_value_t = 300_000)]
+    subscription_lifetime_ms: u64,
     /// The account's shard quota for provisioned streams (default: AWS's, 500 in us-east-1).
     #[arg(long)]
     shard_limit: Option<u32>,
@@ -165,9 +169,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             state_transition: std::time::Duration::from_millis(args.state_transition_ms),
             credentials: credentials.map(std::sync::Arc::new),
             shard_limit: args.shard_limit,
+            subscription_lifetime: std::time::Duration::from_millis(args.subscription_lifetime_ms),
         },
         metrics: api::metrics::Metrics::new(),
         limits: args.emulate_limits.then(api::limits::Limits::default),
+        subscriptions: api::subscribe::Subscriptions::default(),
     });
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -240,6 +240,7 @@ impl Engine {
             warm_throughput_mibps: None,
             reshard_history_ms: Vec::new(),
             resource_policy: None,
+            consumers: Vec::new(),
         };
         // Shard logs first (each created durably), then the metadata that names them: a
         // stream.meta never lists a shard whose directory a crash could have lost.

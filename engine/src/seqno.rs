@@ -123,6 +123,27 @@ impl SequenceNumber {
         }
     }
 
+    /// A number just before the shard's first record: counter 0, arrival one second before
+    /// the epoch. No record has it (record arrival fields are at least the epoch) and it
+    /// sorts below the shard's `StartingSequenceNumber`. SubscribeToShard hands it out as
+    /// `ContinuationSequenceNumber` before delivering any record from the shard's start, so
+    /// that resuming `AFTER_SEQUENCE_NUMBER` it starts at offset 0 (the starting number,
+    /// counter 0 too, would point at record 0 and resume after it).
+    pub fn before_first(epoch_secs: u64, shard: ShardId) -> Self {
+        let epoch_secs = epoch_secs.clamp(1, MAX_TIME_SECS);
+        SequenceNumber {
+            epoch_secs,
+            shard,
+            counter: 0,
+            arrival_secs: epoch_secs - 1,
+        }
+    }
+
+    /// Whether this is a [`SequenceNumber::before_first`] number.
+    pub fn is_before_first(&self) -> bool {
+        self.counter == 0 && self.arrival_secs < self.epoch_secs
+    }
+
     /// A closed shard's `EndingSequenceNumber`: counter [`ENDING_COUNTER`], arrival time =
     /// when the shard closed. It is greater than every record number of the shard.
     pub fn shard_end(epoch_secs: u64, shard: ShardId, closed_secs: u64) -> Self {
@@ -838,5 +859,18 @@ mod tests {
                 prop_assert_eq!(back.to_string(), text);
             }
         }
+    }
+
+    #[test]
+    fn before_first_round_trips_and_sorts_below_the_shard_start() {
+        let b = SequenceNumber::before_first(1_700_000_000, ShardId(3));
+        let parsed = SequenceNumber::parse(&b.to_string()).unwrap();
+        assert_eq!(parsed, b);
+        assert!(parsed.is_before_first() && parsed.offset() == Offset(0));
+        let start = SequenceNumber::shard_start(1_700_000_000, ShardId(3));
+        assert!(!start.is_before_first());
+        assert!(b.to_string() < start.to_string());
+        let first = SequenceNumber::for_record(1_700_000_000, ShardId(3), Offset(0), 0);
+        assert!(!first.is_before_first());
     }
 }

@@ -405,9 +405,16 @@ impl Shard {
     }
 
     /// A receiver of the next visible offset, for async tail readers: wait with
-    /// `rx.wait_for(|next| *next > offset)`.
+    /// `rx.wait_for(|next| *next > offset)`. It also fires, with the value unchanged, once a
+    /// split or merge has closed the shard and recorded its end in the stream's metadata.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.visible.subscribe()
+    }
+
+    /// Wakes async tail readers ([`Shard::subscribe`]) without moving the visible end: the
+    /// shard was closed and its end is now in the stream's metadata.
+    pub(crate) fn wake_readers(&self) {
+        self.visible.send_modify(|_| {});
     }
 
     /// Blocks until a record past `offset` is visible or `timeout` passes; returns the next

@@ -493,6 +493,9 @@ impl Stream {
             }
         }
         rebuild_routes_from(self, meta);
+        for s in &closed {
+            s.wake_readers();
+        }
         Ok(())
     }
 

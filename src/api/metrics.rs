@@ -20,6 +20,9 @@
 //! | `shardline_get_records_iterator_age_milliseconds` (GetRecords.IteratorAgeMilliseconds; MillisBehindLatest of the last call) | gauge | stream, shard |
 //! | `shardline_write_provisioned_throughput_exceeded_total` (WriteProvisionedThroughputExceeded, records) | counter | stream, shard |
 //! | `shardline_read_provisioned_throughput_exceeded_total` (ReadProvisionedThroughputExceeded, calls) | counter | stream, shard |
+//! | `shardline_subscribe_to_shard_event_records_total` (SubscribeToShardEvent.Records) | counter | stream, shard |
+//! | `shardline_subscribe_to_shard_event_bytes_total` (SubscribeToShardEvent.Bytes) | counter | stream, shard |
+//! | `shardline_subscribe_to_shard_event_millis_behind_latest` (SubscribeToShardEvent.MillisBehindLatest; of the last event) | gauge | stream, shard |
 //! | `shardline_put_records_latency_seconds` (PutRecord.Latency, PutRecords.Latency) | histogram | stream, operation |
 //! | `shardline_get_records_latency_seconds` (GetRecords.Latency) | histogram | stream |
 //! | `shardline_requests_total` | counter | operation, status |
@@ -61,6 +64,9 @@ Metrics (CloudWatch name in brackets; labels stream, shard unless noted):
   shardline_get_records_iterator_age_milliseconds        [GetRecords.IteratorAgeMilliseconds] gauge
   shardline_write_provisioned_throughput_exceeded_total  [WriteProvisionedThroughputExceeded]
   shardline_read_provisioned_throughput_exceeded_total   [ReadProvisionedThroughputExceeded]
+  shardline_subscribe_to_shard_event_records_total       [SubscribeToShardEvent.Records]
+  shardline_subscribe_to_shard_event_bytes_total         [SubscribeToShardEvent.Bytes]
+  shardline_subscribe_to_shard_event_millis_behind_latest [SubscribeToShardEvent.MillisBehindLatest] gauge
   shardline_put_records_latency_seconds                  [PutRecord.Latency, PutRecords.Latency] histogram; stream, operation
   shardline_get_records_latency_seconds                  [GetRecords.Latency] histogram; stream
   shardline_requests_total                               operation, status
@@ -160,6 +166,9 @@ pub struct ShardMetrics {
     pub iterator_age_ms: Gauge,
     pub write_throughput_exceeded: Counter,
     pub read_throughput_exceeded: Counter,
+    pub subscribe_event_records: Counter,
+    pub subscribe_event_bytes: Counter,
+    pub subscribe_millis_behind: Gauge,
 }
 
 /// One stream's latency histograms.
@@ -181,6 +190,9 @@ pub struct Metrics {
     iterator_age_ms: Family<ShardLabels, Gauge>,
     write_exceeded: Family<ShardLabels, Counter>,
     read_exceeded: Family<ShardLabels, Counter>,
+    subscribe_event_records: Family<ShardLabels, Counter>,
+    subscribe_event_bytes: Family<ShardLabels, Counter>,
+    subscribe_millis_behind: Family<ShardLabels, Gauge>,
     put_latency: HistogramFamily<StreamOperationLabels>,
     get_latency: HistogramFamily<StreamLabels>,
     requests: Family<RequestLabels, Counter>,
@@ -210,6 +222,9 @@ impl Metrics {
             iterator_age_ms: Family::default(),
             write_exceeded: Family::default(),
             read_exceeded: Family::default(),
+            subscribe_event_records: Family::default(),
+            subscribe_event_bytes: Family::default(),
+            subscribe_millis_behind: Family::default(),
             put_latency: histogram_family(),
             get_latency: histogram_family(),
             requests: Family::default(),
@@ -253,6 +268,21 @@ impl Metrics {
             "read_provisioned_throughput_exceeded",
             "GetRecords calls rejected by the shard's read quota (CloudWatch ReadProvisionedThroughputExceeded)",
             m.read_exceeded.clone(),
+        );
+        r.register(
+            "subscribe_to_shard_event_records",
+            "Records pushed to SubscribeToShard subscribers (CloudWatch SubscribeToShardEvent.Records)",
+            m.subscribe_event_records.clone(),
+        );
+        r.register(
+            "subscribe_to_shard_event_bytes",
+            "Bytes (partition key plus data) pushed to SubscribeToShard subscribers (CloudWatch SubscribeToShardEvent.Bytes)",
+            m.subscribe_event_bytes.clone(),
+        );
+        r.register(
+            "subscribe_to_shard_event_millis_behind_latest",
+            "MillisBehindLatest of the shard's last SubscribeToShard event (CloudWatch SubscribeToShardEvent.MillisBehindLatest)",
+            m.subscribe_millis_behind.clone(),
         );
         r.register_with_unit(
             "put_records_latency",
@@ -302,6 +332,9 @@ impl Metrics {
             iterator_age_ms: self.iterator_age_ms.get_or_create_owned(&labels),
             write_throughput_exceeded: self.write_exceeded.get_or_create_owned(&labels),
             read_throughput_exceeded: self.read_exceeded.get_or_create_owned(&labels),
+            subscribe_event_records: self.subscribe_event_records.get_or_create_owned(&labels),
+            subscribe_event_bytes: self.subscribe_event_bytes.get_or_create_owned(&labels),
+            subscribe_millis_behind: self.subscribe_millis_behind.get_or_create_owned(&labels),
         });
         self.shards
             .write()
@@ -491,7 +524,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split(' ').next())
             .collect();
-        assert_eq!(families.len(), 12, "{text}");
+        assert_eq!(families.len(), 15, "{text}");
         for f in families {
             assert!(
                 SERVE_HELP.contains(&format!("  {f} ")),

@@ -15,17 +15,21 @@
 //! - [`actions`]: one module per operation: parse -> apply -> render.
 //! - [`leases`]: the Lease API (`ShardlineLeases_20261126.*`): KCL-style lease tables, one
 //!   module per operation.
+//! - [`subscribe`]: SubscribeToShard, the one streaming operation (enhanced fan-out).
+//! - [`eventstream`]: event-stream message framing for it.
 
 pub mod actions;
 pub mod auth;
 pub mod buffers;
 pub mod error;
+pub mod eventstream;
 pub mod input;
 pub mod iterator;
 pub mod leases;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod subscribe;
 pub mod tls;
 pub mod value;
 
@@ -50,6 +54,9 @@ pub struct ApiConfig {
     pub credentials: Option<Arc<auth::Credentials>>,
     /// Account shard quota (`--shard-limit`); AWS's regional default when `None`.
     pub shard_limit: Option<u32>,
+    /// How long a SubscribeToShard stream lasts before the client must subscribe again
+    /// (AWS: 5 minutes; `--subscription-lifetime-ms`).
+    pub subscription_lifetime: Duration,
 }
 
 impl Default for ApiConfig {
@@ -59,6 +66,7 @@ impl Default for ApiConfig {
             state_transition: Duration::ZERO,
             credentials: None,
             shard_limit: None,
+            subscription_lifetime: Duration::from_secs(300),
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct Api {
     pub metrics: metrics::Metrics,
     /// `--emulate-limits`: per-shard quotas; `None` (the default) costs nothing per request.
     pub limits: Option<limits::Limits>,
+    /// Live SubscribeToShard streams, one per (consumer, shard).
+    pub subscriptions: subscribe::Subscriptions,
 }
 
 impl Api {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -37,6 +37,10 @@ pub const SIGNING_SERVICE: &str = "kinesis";
 /// How long shutdown waits for in-flight requests (and streaming responses) to finish before
 /// dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A response body: one buffer (every answer but SubscribeToShard's), or a stream of
+/// event-stream messages.
+pub type Body = Either<Full<Bytes>, super::subscribe::EventBody>;
 
 /// Serves connections from `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish. With `tls`, every connection is TLS (see [`super::tls`] for ALPN).
@@ -73,6 +77,8 @@ pub async fn serve(
     }
     // Stop accepting: connections still in the backlog are refused, not left hanging.
     drop(listener);
+    // Subscriptions would hold their connections for their whole lifetime: end them.
+    api.subscriptions.shutdown();
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
@@ -148,13 +154,8 @@ async fn serve_connection<I>(
     }
 }
 
-fn response(
-    status: u16,
-    content_type: &str,
-    request_id: &str,
-    body: Vec<u8>,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(super::buffers::into_bytes(body)));
+fn response(status: u16, content_type: &str, request_id: &str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Either::Left(Full::new(super::buffers::into_bytes(body))));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     if let Ok(v) = content_type.parse() {
@@ -167,7 +168,7 @@ fn response(
 }
 
 /// An error in the protocol's own shape.
-pub fn error_response(protocol: Protocol, request_id: &str, e: &ApiError) -> Response<Full<Bytes>> {
+pub fn error_response(protocol: Protocol, request_id: &str, e: &ApiError) -> Response<Body> {
     if let ApiError::Internal(detail) = e {
         tracing::error!("request {request_id}: internal failure: {detail}");
     }
@@ -187,7 +188,7 @@ pub fn error_response(protocol: Protocol, request_id: &str, e: &ApiError) -> Res
     r
 }
 
-fn xml_error(status: u16, request_id: &str, body: &str) -> Response<Full<Bytes>> {
+fn xml_error(status: u16, request_id: &str, body: &str) -> Response<Body> {
     response(
         status,
         "application/xml",
@@ -203,11 +204,11 @@ struct Outcome {
     lease_operation: Option<leases::Operation>,
     /// The `__type` of a failed request.
     error: Option<&'static str>,
-    response: Response<Full<Bytes>>,
+    response: Response<Body>,
 }
 
 impl Outcome {
-    fn ok(operation: Operation, response: Response<Full<Bytes>>) -> Outcome {
+    fn ok(operation: Operation, response: Response<Body>) -> Outcome {
         Outcome {
             operation: Some(operation),
             lease_operation: None,
@@ -219,7 +220,7 @@ impl Outcome {
     fn failed(
         operation: Option<Operation>,
         error: &'static str,
-        response: Response<Full<Bytes>>,
+        response: Response<Body>,
     ) -> Outcome {
         Outcome {
             operation,
@@ -243,7 +244,7 @@ impl Outcome {
     }
 }
 
-async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     if req.method() == Method::GET {
@@ -319,7 +320,7 @@ async fn lease_request(
 }
 
 /// The envelope checks in AWS's order (wire reference §1.6), then the operation.
-async fn kinesis(api: &Api, req: Request<Incoming>, request_id: &str) -> Outcome {
+async fn kinesis(api: &Arc<Api>, req: Request<Incoming>, request_id: &str) -> Outcome {
     if req.method() != Method::POST {
         return Outcome::failed(
             None,
@@ -442,6 +443,21 @@ async fn kinesis(api: &Api, req: Request<Incoming>, request_id: &str) -> Outcome
                 )
             }
         }
+    }
+    if op == Operation::SubscribeToShard {
+        return match super::subscribe::handle(api, protocol, Members::new(&members)).await {
+            Ok(events) => {
+                let mut r = response(
+                    200,
+                    super::eventstream::CONTENT_TYPE,
+                    request_id,
+                    Vec::new(),
+                );
+                *r.body_mut() = Either::Right(events);
+                Outcome::ok(op, r)
+            }
+            Err(e) => Outcome::api_error(Some(op), protocol, request_id, &e),
+        };
     }
     match actions::dispatch(api, op, Members::new(&members)).await {
         Ok(Value::Null) => Outcome::ok(

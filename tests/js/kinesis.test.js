@@ -20,7 +20,9 @@ import {
   ListShardsCommand,
   PutRecordCommand,
   PutRecordsCommand,
+  RegisterStreamConsumerCommand,
   ResourceNotFoundException,
+  SubscribeToShardCommand,
 } from "@aws-sdk/client-kinesis";
 import { NodeHttp2Handler, NodeHttpHandler } from "@smithy/node-http-handler";
 
@@ -165,14 +167,72 @@ for (const variant of VARIANTS) {
         (err) => err.name === "ResourceNotFoundException",
       );
 
-      const protocols = tap.protocols();
-      t.diagnostic(`${protocols.length} connection(s), opened with: ${[...new Set(protocols)].join(", ")}`);
-      assert.ok(protocols.length > 0, "the tap saw no connection");
-      assert.deepEqual(
-        protocols,
-        protocols.map(() => variant.expect),
-        `HTTP versions on the wire: ${protocols.join(", ")}`,
+      assertProtocols(t, tap, variant);
+    });
+
+    // Enhanced fan-out: the SDK's event-stream unmarshaller over this handler (HTTP/2 DATA
+    // frames or HTTP/1.1 chunks). Records written before and during the subscription all
+    // arrive, in order, pushed as they are acknowledged.
+    test("SubscribeToShard event stream", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+      const efoStream = `${stream}-efo`;
+      await kinesis.send(new CreateStreamCommand({ StreamName: efoStream, ShardCount: 1 }));
+      const arn = `arn:aws:kinesis:us-east-1:${ACCOUNT}:stream/${efoStream}`;
+      const { Consumer } = await kinesis.send(
+        new RegisterStreamConsumerCommand({ StreamARN: arn, ConsumerName: "js" }),
       );
+      assert.equal(Consumer.ConsumerStatus, "ACTIVE");
+      assert.match(Consumer.ConsumerARN, new RegExp(`^${arn}/consumer/js:\\d+$`));
+      const before = [binaryPayload("before-1"), binaryPayload("before-2")];
+      const during = [binaryPayload("during-1"), binaryPayload("during-2"), binaryPayload("during-3")];
+      await kinesis.send(
+        new PutRecordsCommand({ StreamName: efoStream, Records: before.map((Data) => ({ Data, PartitionKey: "pk" })) }),
+      );
+      const out = await kinesis.send(
+        new SubscribeToShardCommand({
+          ConsumerARN: Consumer.ConsumerARN,
+          ShardId: "shardId-000000000000",
+          StartingPosition: { Type: "TRIM_HORIZON" },
+        }),
+      );
+      assert.equal(out.$metadata.httpStatusCode, 200);
+      const received = [];
+      let continuation;
+      let wrote = false;
+      for await (const event of out.EventStream) {
+        const e = event.SubscribeToShardEvent;
+        if (!e) {
+          continue;
+        }
+        received.push(...e.Records.map((r) => Buffer.from(r.Data)));
+        assert.match(e.ContinuationSequenceNumber, /^\d{56}$/);
+        assert.equal(typeof e.MillisBehindLatest, "number");
+        continuation = e.ContinuationSequenceNumber;
+        if (!wrote && received.length >= before.length) {
+          wrote = true;
+          for (const Data of during) {
+            await kinesis.send(new PutRecordCommand({ StreamName: efoStream, PartitionKey: "pk", Data }));
+          }
+        }
+        if (received.length >= before.length + during.length) {
+          break;
+        }
+      }
+      assert.deepEqual(received, [...before, ...during].map((d) => Buffer.from(d)));
+      assert.ok(continuation);
+      await kinesis.send(new DeleteStreamCommand({ StreamName: efoStream, EnforceConsumerDeletion: true }));
+      assertProtocols(t, tap, variant);
     });
   });
+}
+
+/** Every connection the tap saw opened with the protocol the variant expects. */
+function assertProtocols(t, tap, variant) {
+    const protocols = tap.protocols();
+    t.diagnostic(`${protocols.length} connection(s), opened with: ${[...new Set(protocols)].join(", ")}`);
+    assert.ok(protocols.length > 0, "the tap saw no connection");
+    assert.deepEqual(
+      protocols,
+      protocols.map(() => variant.expect),
+      `HTTP versions on the wire: ${protocols.join(", ")}`,
+    );
 }

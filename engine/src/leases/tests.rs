@@ -43,6 +43,7 @@ fn stream(name: &str) -> StreamMeta {
             shard(1, half + 1, MAX, [None, None], 1000),
         ],
         tags: Vec::new(),
+        consumers: Vec::new(),
         encryption_type: None,
         key_id: None,
         enhanced_metrics: Vec::new(),

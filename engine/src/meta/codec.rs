@@ -15,7 +15,7 @@ use std::path::Path;
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
 use super::meta_generated::shardline::meta as fb;
-use super::{ShardMeta, StreamMeta, StreamMode, StreamStatus, Tag};
+use super::{ConsumerMeta, ConsumerStatus, ShardMeta, StreamMeta, StreamMode, StreamStatus, Tag};
 use crate::error::{Error, Result};
 use crate::ids::ShardId;
 
@@ -170,6 +170,23 @@ fn status_from_fb(status: fb::StreamStatus) -> Result<StreamStatus, String> {
     }
 }
 
+fn consumer_status_to_fb(status: ConsumerStatus) -> fb::ConsumerStatus {
+    match status {
+        ConsumerStatus::Creating => fb::ConsumerStatus::Creating,
+        ConsumerStatus::Active => fb::ConsumerStatus::Active,
+        ConsumerStatus::Deleting => fb::ConsumerStatus::Deleting,
+    }
+}
+
+fn consumer_status_from_fb(status: fb::ConsumerStatus) -> Result<ConsumerStatus, String> {
+    match status {
+        fb::ConsumerStatus::Creating => Ok(ConsumerStatus::Creating),
+        fb::ConsumerStatus::Active => Ok(ConsumerStatus::Active),
+        fb::ConsumerStatus::Deleting => Ok(ConsumerStatus::Deleting),
+        fb::ConsumerStatus(other) => Err(format!("unknown consumer status {other}")),
+    }
+}
+
 fn mode_to_fb(mode: StreamMode) -> fb::StreamMode {
     match mode {
         StreamMode::Provisioned => fb::StreamMode::Provisioned,
@@ -192,18 +209,13 @@ fn build_stream<'b>(
     // Children first: a flatbuffer table can only refer to objects already written.
     let shards: Vec<_> = meta.shards.iter().map(|s| build_shard(fbb, s)).collect();
     let shards = fbb.create_vector(&shards);
-    let tags: Vec<_> = meta
-        .tags
+    let tags = build_tags(fbb, &meta.tags);
+    let consumers: Vec<_> = meta
+        .consumers
         .iter()
-        .map(|tag| {
-            let args = fb::TagArgs {
-                key: Some(fbb.create_string(&tag.key)),
-                value: Some(fbb.create_string(&tag.value)),
-            };
-            fb::Tag::create(fbb, &args)
-        })
+        .map(|c| build_consumer(fbb, c))
         .collect();
-    let tags = fbb.create_vector(&tags);
+    let consumers = fbb.create_vector(&consumers);
     let metrics: Vec<_> = meta
         .enhanced_metrics
         .iter()
@@ -236,8 +248,41 @@ fn build_stream<'b>(
             .resource_policy
             .as_deref()
             .map(|s| fbb.create_string(s)),
+        consumers: Some(consumers),
     };
     fb::Stream::create(fbb, &args)
+}
+
+fn build_tags<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    tags: &[Tag],
+) -> WIPOffset<flatbuffers::Vector<'b, flatbuffers::ForwardsUOffset<fb::Tag<'b>>>> {
+    let tags: Vec<_> = tags
+        .iter()
+        .map(|tag| {
+            let args = fb::TagArgs {
+                key: Some(fbb.create_string(&tag.key)),
+                value: Some(fbb.create_string(&tag.value)),
+            };
+            fb::Tag::create(fbb, &args)
+        })
+        .collect();
+    fbb.create_vector(&tags)
+}
+
+fn build_consumer<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    c: &ConsumerMeta,
+) -> WIPOffset<fb::Consumer<'b>> {
+    let tags = build_tags(fbb, &c.tags);
+    let args = fb::ConsumerArgs {
+        name: Some(fbb.create_string(&c.name)),
+        created_ms: c.created_ms,
+        status: consumer_status_to_fb(c.status),
+        status_until_ms: c.status_until_ms,
+        tags: Some(tags),
+    };
+    fb::Consumer::create(fbb, &args)
 }
 
 fn build_shard<'b>(fbb: &mut FlatBufferBuilder<'b>, shard: &ShardMeta) -> WIPOffset<fb::Shard<'b>> {
@@ -276,17 +321,7 @@ fn stream_from_fb(s: fb::Stream<'_>) -> Result<StreamMeta, String> {
             .shards()
             .map(|v| v.iter().map(shard_from_fb).collect())
             .unwrap_or_default(),
-        tags: s
-            .tags()
-            .map(|v| {
-                v.iter()
-                    .map(|t| Tag {
-                        key: t.key().to_owned(),
-                        value: t.value().to_owned(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        tags: tags_from_fb(s.tags()),
         encryption_type: s.encryption_type().map(str::to_owned),
         key_id: s.key_id().map(str::to_owned),
         enhanced_metrics: s
@@ -299,6 +334,35 @@ fn stream_from_fb(s: fb::Stream<'_>) -> Result<StreamMeta, String> {
             .map(|v| v.iter().collect())
             .unwrap_or_default(),
         resource_policy: s.resource_policy().map(str::to_owned),
+        consumers: s
+            .consumers()
+            .map(|v| v.iter().map(consumer_from_fb).collect())
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+fn tags_from_fb(
+    tags: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::Tag<'_>>>>,
+) -> Vec<Tag> {
+    tags.map(|v| {
+        v.iter()
+            .map(|t| Tag {
+                key: t.key().to_owned(),
+                value: t.value().to_owned(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn consumer_from_fb(c: fb::Consumer<'_>) -> Result<ConsumerMeta, String> {
+    Ok(ConsumerMeta {
+        name: c.name().to_owned(),
+        created_ms: c.created_ms(),
+        status: consumer_status_from_fb(c.status())?,
+        status_until_ms: c.status_until_ms(),
+        tags: tags_from_fb(c.tags()),
     })
 }
 

@@ -197,6 +197,102 @@ pub mod shardline {
         }
 
         impl ::flatbuffers::SimpleToVerifyInSlice for StreamMode {}
+        #[deprecated(
+            since = "2.0.0",
+            note = "Use associated constants instead. This will no longer be generated in 2021."
+        )]
+        pub const ENUM_MIN_CONSUMER_STATUS: u8 = 0;
+        #[deprecated(
+            since = "2.0.0",
+            note = "Use associated constants instead. This will no longer be generated in 2021."
+        )]
+        pub const ENUM_MAX_CONSUMER_STATUS: u8 = 2;
+        #[deprecated(
+            since = "2.0.0",
+            note = "Use associated constants instead. This will no longer be generated in 2021."
+        )]
+        #[allow(non_camel_case_types)]
+        pub const ENUM_VALUES_CONSUMER_STATUS: [ConsumerStatus; 3] = [
+            ConsumerStatus::Creating,
+            ConsumerStatus::Active,
+            ConsumerStatus::Deleting,
+        ];
+
+        /// Lifecycle state of an enhanced fan-out consumer, as Kinesis reports it in ConsumerStatus.
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[repr(transparent)]
+        pub struct ConsumerStatus(pub u8);
+        #[allow(non_upper_case_globals)]
+        impl ConsumerStatus {
+            pub const Creating: Self = Self(0);
+            pub const Active: Self = Self(1);
+            pub const Deleting: Self = Self(2);
+
+            pub const ENUM_MIN: u8 = 0;
+            pub const ENUM_MAX: u8 = 2;
+            pub const ENUM_VALUES: &'static [Self] =
+                &[Self::Creating, Self::Active, Self::Deleting];
+            /// Returns the variant's name or "" if unknown.
+            pub fn variant_name(self) -> Option<&'static str> {
+                match self {
+                    Self::Creating => Some("Creating"),
+                    Self::Active => Some("Active"),
+                    Self::Deleting => Some("Deleting"),
+                    _ => None,
+                }
+            }
+        }
+        impl ::core::fmt::Debug for ConsumerStatus {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+                if let Some(name) = self.variant_name() {
+                    f.write_str(name)
+                } else {
+                    f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+                }
+            }
+        }
+        impl<'a> ::flatbuffers::Follow<'a> for ConsumerStatus {
+            type Inner = Self;
+            #[inline]
+            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+                Self(b)
+            }
+        }
+
+        impl ::flatbuffers::Push for ConsumerStatus {
+            type Output = ConsumerStatus;
+            #[inline]
+            unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+                unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+            }
+        }
+
+        impl ::flatbuffers::EndianScalar for ConsumerStatus {
+            type Scalar = u8;
+            #[inline]
+            fn to_little_endian(self) -> u8 {
+                self.0.to_le()
+            }
+            #[inline]
+            #[allow(clippy::wrong_self_convention)]
+            fn from_little_endian(v: u8) -> Self {
+                let b = u8::from_le(v);
+                Self(b)
+            }
+        }
+
+        impl<'a> ::flatbuffers::Verifiable for ConsumerStatus {
+            #[inline]
+            fn run_verifier(
+                v: &mut ::flatbuffers::Verifier,
+                pos: usize,
+            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                u8::run_verifier(v, pos)
+            }
+        }
+
+        impl ::flatbuffers::SimpleToVerifyInSlice for ConsumerStatus {}
         /// A 128-bit unsigned integer (flatbuffers has none): value = hi * 2^64 + lo.
         // struct U128, aligned to 8
         #[repr(transparent)]
@@ -747,6 +843,234 @@ pub mod shardline {
                 ds.finish()
             }
         }
+        pub enum ConsumerOffset {}
+        #[derive(Copy, Clone, PartialEq)]
+
+        /// An enhanced fan-out consumer (RegisterStreamConsumer).
+        pub struct Consumer<'a> {
+            pub _tab: ::flatbuffers::Table<'a>,
+        }
+
+        impl<'a> ::flatbuffers::Follow<'a> for Consumer<'a> {
+            type Inner = Consumer<'a>;
+            #[inline]
+            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                Self {
+                    _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
+                }
+            }
+        }
+
+        impl<'a> Consumer<'a> {
+            pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+            pub const VT_CREATED_MS: ::flatbuffers::VOffsetT = 6;
+            pub const VT_STATUS: ::flatbuffers::VOffsetT = 8;
+            pub const VT_STATUS_UNTIL_MS: ::flatbuffers::VOffsetT = 10;
+            pub const VT_TAGS: ::flatbuffers::VOffsetT = 12;
+
+            #[inline]
+            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                Consumer { _tab: table }
+            }
+            #[allow(unused_mut)]
+            pub fn create<
+                'bldr: 'args,
+                'args: 'mut_bldr,
+                'mut_bldr,
+                A: ::flatbuffers::Allocator + 'bldr,
+            >(
+                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                args: &'args ConsumerArgs<'args>,
+            ) -> ::flatbuffers::WIPOffset<Consumer<'bldr>> {
+                let mut builder = ConsumerBuilder::new(_fbb);
+                builder.add_status_until_ms(args.status_until_ms);
+                builder.add_created_ms(args.created_ms);
+                if let Some(x) = args.tags {
+                    builder.add_tags(x);
+                }
+                if let Some(x) = args.name {
+                    builder.add_name(x);
+                }
+                builder.add_status(args.status);
+                builder.finish()
+            }
+
+            #[inline]
+            pub fn name(&self) -> &'a str {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab
+                        .get::<::flatbuffers::ForwardsUOffset<&str>>(Consumer::VT_NAME, None)
+                        .unwrap()
+                }
+            }
+            /// Registration time; its whole seconds end the consumer's ARN.
+            #[inline]
+            pub fn created_ms(&self) -> u64 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab
+                        .get::<u64>(Consumer::VT_CREATED_MS, Some(0))
+                        .unwrap()
+                }
+            }
+            #[inline]
+            pub fn status(&self) -> ConsumerStatus {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab
+                        .get::<ConsumerStatus>(Consumer::VT_STATUS, Some(ConsumerStatus::Creating))
+                        .unwrap()
+                }
+            }
+            /// When the current CREATING/DELETING transition completes (0 = none).
+            #[inline]
+            pub fn status_until_ms(&self) -> u64 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab
+                        .get::<u64>(Consumer::VT_STATUS_UNTIL_MS, Some(0))
+                        .unwrap()
+                }
+            }
+            /// Tags set through TagResource with the consumer's ARN.
+            #[inline]
+            pub fn tags(
+                &self,
+            ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tag<'a>>>>
+            {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab.get::<::flatbuffers::ForwardsUOffset<
+                        ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tag>>,
+                    >>(Consumer::VT_TAGS, None)
+                }
+            }
+        }
+
+        impl ::flatbuffers::Verifiable for Consumer<'_> {
+            #[inline]
+            fn run_verifier(
+                v: &mut ::flatbuffers::Verifier,
+                pos: usize,
+            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                v.visit_table(pos)?
+                    .visit_field::<::flatbuffers::ForwardsUOffset<&str>>(
+                        "name",
+                        Self::VT_NAME,
+                        true,
+                    )?
+                    .visit_field::<u64>("created_ms", Self::VT_CREATED_MS, false)?
+                    .visit_field::<ConsumerStatus>("status", Self::VT_STATUS, false)?
+                    .visit_field::<u64>("status_until_ms", Self::VT_STATUS_UNTIL_MS, false)?
+                    .visit_field::<::flatbuffers::ForwardsUOffset<
+                        ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Tag>>,
+                    >>("tags", Self::VT_TAGS, false)?
+                    .finish();
+                Ok(())
+            }
+        }
+        pub struct ConsumerArgs<'a> {
+            pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+            pub created_ms: u64,
+            pub status: ConsumerStatus,
+            pub status_until_ms: u64,
+            pub tags: Option<
+                ::flatbuffers::WIPOffset<
+                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tag<'a>>>,
+                >,
+            >,
+        }
+        impl<'a> Default for ConsumerArgs<'a> {
+            #[inline]
+            fn default() -> Self {
+                ConsumerArgs {
+                    name: None, // required field
+                    created_ms: 0,
+                    status: ConsumerStatus::Creating,
+                    status_until_ms: 0,
+                    tags: None,
+                }
+            }
+        }
+
+        pub struct ConsumerBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+        }
+        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConsumerBuilder<'a, 'b, A> {
+            #[inline]
+            pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
+                self.fbb_
+                    .push_slot_always::<::flatbuffers::WIPOffset<_>>(Consumer::VT_NAME, name);
+            }
+            #[inline]
+            pub fn add_created_ms(&mut self, created_ms: u64) {
+                self.fbb_
+                    .push_slot::<u64>(Consumer::VT_CREATED_MS, created_ms, 0);
+            }
+            #[inline]
+            pub fn add_status(&mut self, status: ConsumerStatus) {
+                self.fbb_.push_slot::<ConsumerStatus>(
+                    Consumer::VT_STATUS,
+                    status,
+                    ConsumerStatus::Creating,
+                );
+            }
+            #[inline]
+            pub fn add_status_until_ms(&mut self, status_until_ms: u64) {
+                self.fbb_
+                    .push_slot::<u64>(Consumer::VT_STATUS_UNTIL_MS, status_until_ms, 0);
+            }
+            #[inline]
+            pub fn add_tags(
+                &mut self,
+                tags: ::flatbuffers::WIPOffset<
+                    ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Tag<'b>>>,
+                >,
+            ) {
+                self.fbb_
+                    .push_slot_always::<::flatbuffers::WIPOffset<_>>(Consumer::VT_TAGS, tags);
+            }
+            #[inline]
+            pub fn new(
+                _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+            ) -> ConsumerBuilder<'a, 'b, A> {
+                let start = _fbb.start_table();
+                ConsumerBuilder {
+                    fbb_: _fbb,
+                    start_: start,
+                }
+            }
+            #[inline]
+            pub fn finish(self) -> ::flatbuffers::WIPOffset<Consumer<'a>> {
+                let o = self.fbb_.end_table(self.start_);
+                self.fbb_.required(o, Consumer::VT_NAME, "name");
+                ::flatbuffers::WIPOffset::new(o.value())
+            }
+        }
+
+        impl ::core::fmt::Debug for Consumer<'_> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut ds = f.debug_struct("Consumer");
+                ds.field("name", &self.name());
+                ds.field("created_ms", &self.created_ms());
+                ds.field("status", &self.status());
+                ds.field("status_until_ms", &self.status_until_ms());
+                ds.field("tags", &self.tags());
+                ds.finish()
+            }
+        }
         pub enum StreamOffset {}
         #[derive(Copy, Clone, PartialEq)]
 
@@ -784,6 +1108,7 @@ pub mod shardline {
             pub const VT_WARM_THROUGHPUT_MIBPS: ::flatbuffers::VOffsetT = 36;
             pub const VT_RESHARD_HISTORY_MS: ::flatbuffers::VOffsetT = 38;
             pub const VT_RESOURCE_POLICY: ::flatbuffers::VOffsetT = 40;
+            pub const VT_CONSUMERS: ::flatbuffers::VOffsetT = 42;
 
             #[inline]
             pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -805,6 +1130,9 @@ pub mod shardline {
                 }
                 builder.add_created_ms(args.created_ms);
                 builder.add_status_until_ms(args.status_until_ms);
+                if let Some(x) = args.consumers {
+                    builder.add_consumers(x);
+                }
                 if let Some(x) = args.resource_policy {
                     builder.add_resource_policy(x);
                 }
@@ -1063,6 +1391,21 @@ pub mod shardline {
                     )
                 }
             }
+            /// Registered enhanced fan-out consumers; absent in files from before consumers existed.
+            #[inline]
+            pub fn consumers(
+                &self,
+            ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Consumer<'a>>>>
+            {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab.get::<::flatbuffers::ForwardsUOffset<
+                        ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Consumer>>,
+                    >>(Stream::VT_CONSUMERS, None)
+                }
+            }
         }
 
         impl ::flatbuffers::Verifiable for Stream<'_> {
@@ -1125,6 +1468,9 @@ pub mod shardline {
                         Self::VT_RESOURCE_POLICY,
                         false,
                     )?
+                    .visit_field::<::flatbuffers::ForwardsUOffset<
+                        ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Consumer>>,
+                    >>("consumers", Self::VT_CONSUMERS, false)?
                     .finish();
                 Ok(())
             }
@@ -1162,6 +1508,11 @@ pub mod shardline {
             pub reshard_history_ms:
                 Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u64>>>,
             pub resource_policy: Option<::flatbuffers::WIPOffset<&'a str>>,
+            pub consumers: Option<
+                ::flatbuffers::WIPOffset<
+                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Consumer<'a>>>,
+                >,
+            >,
         }
         impl<'a> Default for StreamArgs<'a> {
             #[inline]
@@ -1186,6 +1537,7 @@ pub mod shardline {
                     warm_throughput_mibps: None,
                     reshard_history_ms: None,
                     resource_policy: None,
+                    consumers: None,
                 }
             }
         }
@@ -1328,6 +1680,18 @@ pub mod shardline {
                 );
             }
             #[inline]
+            pub fn add_consumers(
+                &mut self,
+                consumers: ::flatbuffers::WIPOffset<
+                    ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Consumer<'b>>>,
+                >,
+            ) {
+                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                    Stream::VT_CONSUMERS,
+                    consumers,
+                );
+            }
+            #[inline]
             pub fn new(
                 _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
             ) -> StreamBuilder<'a, 'b, A> {
@@ -1369,6 +1733,7 @@ pub mod shardline {
                 ds.field("warm_throughput_mibps", &self.warm_throughput_mibps());
                 ds.field("reshard_history_ms", &self.reshard_history_ms());
                 ds.field("resource_policy", &self.resource_policy());
+                ds.field("consumers", &self.consumers());
                 ds.finish()
             }
         }

@@ -104,6 +104,29 @@ pub struct Tag {
     pub value: String,
 }
 
+/// An enhanced fan-out consumer's lifecycle state, as Kinesis reports it in
+/// `ConsumerStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsumerStatus {
+    Creating,
+    Active,
+    Deleting,
+}
+
+/// An enhanced fan-out consumer registered on the stream (`RegisterStreamConsumer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerMeta {
+    pub name: String,
+    /// Registration time; its whole seconds end the consumer's ARN, so a consumer
+    /// re-registered under the same name gets a new ARN.
+    pub created_ms: u64,
+    pub status: ConsumerStatus,
+    /// When the current CREATING/DELETING transition completes (0 = none).
+    pub status_until_ms: u64,
+    /// Tags set with the consumer's ARN (`TagResource`).
+    pub tags: Vec<Tag>,
+}
+
 /// Everything the engine persists about one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamMeta {
@@ -134,6 +157,8 @@ pub struct StreamMeta {
     pub reshard_history_ms: Vec<u64>,
     /// The resource-based policy document (`PutResourcePolicy`), kept verbatim.
     pub resource_policy: Option<String>,
+    /// Enhanced fan-out consumers, in registration order.
+    pub consumers: Vec<ConsumerMeta>,
 }
 
 /// Path of the metadata file in a stream directory.

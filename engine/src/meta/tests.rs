@@ -70,7 +70,32 @@ fn example() -> StreamMeta {
         warm_throughput_mibps: None,
         reshard_history_ms: vec![1_700_000_100_000],
         resource_policy: None,
+        consumers: Vec::new(),
     }
+}
+
+fn example_with_consumers() -> StreamMeta {
+    let mut meta = example();
+    meta.consumers = vec![
+        ConsumerMeta {
+            name: "dashboard".to_owned(),
+            created_ms: 1_700_000_200_000,
+            status: ConsumerStatus::Active,
+            status_until_ms: 0,
+            tags: vec![Tag {
+                key: "owner".to_owned(),
+                value: "ops".to_owned(),
+            }],
+        },
+        ConsumerMeta {
+            name: "archiver".to_owned(),
+            created_ms: 1_700_000_300_000,
+            status: ConsumerStatus::Creating,
+            status_until_ms: 1_700_000_305_000,
+            tags: Vec::new(),
+        },
+    ];
+    meta
 }
 
 fn path() -> &'static Path {
@@ -127,6 +152,49 @@ fn encoded_header_fields_are_little_endian() {
 fn example_round_trips() {
     let meta = example();
     assert_eq!(decode_stream(&encode_stream(&meta), path()).unwrap(), meta);
+}
+
+#[test]
+fn consumers_round_trip() {
+    let meta = example_with_consumers();
+    assert_eq!(decode_stream(&encode_stream(&meta), path()).unwrap(), meta);
+}
+
+/// The version-1 fixture predates consumers: it reads with none (no format bump needed,
+/// the `consumers` vector is an optional field at the end of the table).
+#[test]
+fn version_1_fixture_has_no_consumers() {
+    assert!(decode_stream(FIXTURE_V1, path())
+        .unwrap()
+        .consumers
+        .is_empty());
+}
+
+/// A consumer status this build does not know is refused, like an unknown stream status.
+#[test]
+fn unknown_consumer_status_is_bad_format() {
+    let mut fbb = FlatBufferBuilder::new();
+    let cname = fbb.create_string("c");
+    let consumer = fb::Consumer::create(
+        &mut fbb,
+        &fb::ConsumerArgs {
+            name: Some(cname),
+            status: fb::ConsumerStatus(5),
+            ..Default::default()
+        },
+    );
+    let consumers = fbb.create_vector(&[consumer]);
+    let args = fb::StreamArgs {
+        name: Some(fbb.create_string("s")),
+        arn: Some(fbb.create_string("a")),
+        dir_name: Some(fbb.create_string("d")),
+        consumers: Some(consumers),
+        ..Default::default()
+    };
+    let root = fb::Stream::create(&mut fbb, &args);
+    fbb.finish(root, None);
+    let reason = expect_bad_format(&frame(fbb.finished_data()));
+    assert!(reason.contains("unknown consumer status 5"), "{reason}");
 }
 
 #[test]
@@ -249,6 +317,7 @@ fn absent_optional_fields_read_as_empty() {
     assert!(meta.enhanced_metrics.is_empty() && meta.reshard_history_ms.is_empty());
     assert_eq!((meta.encryption_type, meta.key_id), (None, None));
     assert_eq!(meta.resource_policy, None);
+    assert!(meta.consumers.is_empty());
 }
 
 /// The generated builder refuses to finish a table without its required fields, so this
@@ -354,6 +423,31 @@ fn arb_shard() -> impl Strategy<Value = ShardMeta> {
         )
 }
 
+fn arb_consumer() -> impl Strategy<Value = ConsumerMeta> {
+    let status = prop_oneof![
+        Just(ConsumerStatus::Creating),
+        Just(ConsumerStatus::Active),
+        Just(ConsumerStatus::Deleting),
+    ];
+    let tag = (any::<String>(), any::<String>()).prop_map(|(key, value)| Tag { key, value });
+    (
+        any::<String>(),
+        any::<u64>(),
+        status,
+        any::<u64>(),
+        prop::collection::vec(tag, 0..3),
+    )
+        .prop_map(
+            |(name, created_ms, status, status_until_ms, tags)| ConsumerMeta {
+                name,
+                created_ms,
+                status,
+                status_until_ms,
+                tags,
+            },
+        )
+}
+
 fn arb_stream() -> impl Strategy<Value = StreamMeta> {
     let status = prop_oneof![
         Just(StreamStatus::Creating),
@@ -386,12 +480,13 @@ fn arb_stream() -> impl Strategy<Value = StreamMeta> {
             any::<Option<u32>>(),
             prop::collection::vec(any::<u64>(), 0..6),
             any::<Option<String>>(),
+            prop::collection::vec(arb_consumer(), 0..3),
         ),
     )
         .prop_map(
             |(
                 (name, arn, dir_name, status, until, created, retention, mode, max_record, cap),
-                (next, shards, tags, encryption, key_id, metrics, warm, history, policy),
+                (next, shards, tags, encryption, key_id, metrics, warm, history, policy, consumers),
             )| StreamMeta {
                 name,
                 arn,
@@ -412,6 +507,7 @@ fn arb_stream() -> impl Strategy<Value = StreamMeta> {
                 warm_throughput_mibps: warm,
                 reshard_history_ms: history,
                 resource_policy: policy,
+                consumers,
             },
         )
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use regex::Regex;
 use shardline_engine::meta::{ShardMeta, StreamMeta, StreamMode, StreamStatus};
-use shardline_engine::{SequenceNumber, Stream};
+use shardline_engine::{SequenceNumber, ShardId, Stream};
 
 use crate::api::error::ApiError;
 use crate::api::input::{Members, Validator};
@@ -325,6 +325,34 @@ pub fn shard_value(s: &ShardMeta) -> Value {
             ]),
         ),
     ])
+}
+
+/// The `ChildShards` of shard `id` (GetRecords and SubscribeToShard at a closed shard's end).
+pub fn child_shards(meta: &StreamMeta, id: ShardId) -> Value {
+    let children = meta
+        .shards
+        .iter()
+        .filter(|c| c.parent == Some(id) || c.adjacent_parent == Some(id))
+        .map(|c| {
+            let parents = [c.parent, c.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .map(|p| Value::String(p.to_string()))
+                .collect();
+            Value::map([
+                ("ShardId", Value::String(c.id.to_string())),
+                ("ParentShards", Value::List(parents)),
+                (
+                    "HashKeyRange",
+                    Value::map([
+                        ("StartingHashKey", Value::String(c.hash_start.to_string())),
+                        ("EndingHashKey", Value::String(c.hash_end.to_string())),
+                    ]),
+                ),
+            ])
+        })
+        .collect();
+    Value::List(children)
 }
 
 /// Fields shared by `StreamDescription` and `StreamDescriptionSummary`.

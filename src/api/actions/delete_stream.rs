@@ -16,12 +16,22 @@ use crate::api::{now_ms, Api};
 
 pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
     let r = StreamRef::parse(&m)?;
-    let _enforce = m.bool("EnforceConsumerDeletion")?;
+    let enforce = m.bool("EnforceConsumerDeletion")?;
     let mut v = Validator::default();
     r.validate(&mut v);
     v.finish()?;
     let stream = r.resolve(api)?;
     let name = stream.name();
+    if enforce != Some(true)
+        && super::consumers::live_consumers(&stream.meta(), now_ms())
+            .next()
+            .is_some()
+    {
+        return Err(ApiError::ResourceInUse(format!(
+            "Consumers exist in stream {name} under account {} and EnforceConsumerDeletion is either not set or is false.",
+            api.account()
+        )));
+    }
     let engine = api.engine.clone();
     let transition = api.config.state_transition;
     if transition.is_zero() {

@@ -57,7 +57,10 @@ pub fn summary(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         Value::Int(meta.shards.iter().filter(|s| s.is_open()).count() as i128),
     ));
     fields.push(("StreamId", Value::String(stream_id(&meta))));
-    fields.push(("ConsumerCount", Value::Int(0)));
+    fields.push((
+        "ConsumerCount",
+        Value::Int(super::consumers::live_consumers(&meta, now_ms()).count() as i128),
+    ));
     if let Some(mibps) = meta.warm_throughput_mibps {
         fields.push((
             "WarmThroughput",

@@ -97,31 +97,8 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         ("MillisBehindLatest", Value::Int(i128::from(behind))),
     ];
     if at_end {
-        let meta = stream.meta();
-        let children = meta
-            .shards
-            .iter()
-            .filter(|c| c.parent == Some(id) || c.adjacent_parent == Some(id))
-            .map(|c| {
-                let parents = [c.parent, c.adjacent_parent]
-                    .into_iter()
-                    .flatten()
-                    .map(|p| Value::String(p.to_string()))
-                    .collect();
-                Value::map([
-                    ("ShardId", Value::String(c.id.to_string())),
-                    ("ParentShards", Value::List(parents)),
-                    (
-                        "HashKeyRange",
-                        Value::map([
-                            ("StartingHashKey", Value::String(c.hash_start.to_string())),
-                            ("EndingHashKey", Value::String(c.hash_end.to_string())),
-                        ]),
-                    ),
-                ])
-            })
-            .collect();
-        fields.push(("ChildShards", Value::List(children)));
+        let children = super::common::child_shards(&stream.meta(), id);
+        fields.push(("ChildShards", children));
     } else {
         let next = api.iterators.seal(&IteratorPosition {
             offset: next.0,

@@ -1,6 +1,9 @@
 //! GetShardIterator.
 
-use shardline_engine::{SequenceNumber, ShardId};
+use std::sync::Arc;
+
+use shardline_engine::meta::{ShardMeta, StreamMeta};
+use shardline_engine::{SequenceNumber, Shard, ShardId};
 
 use super::common::{
     blocking, check_name, require_readable, StreamRef, SEQUENCE_PATTERN, SEQUENCE_RE,
@@ -12,7 +15,7 @@ use crate::api::value::Value;
 use crate::api::{now_ms, Api};
 
 /// `ShardIteratorType` values, in AWS's message order.
-const TYPES: [&str; 5] = [
+pub(crate) const TYPES: [&str; 5] = [
     "AFTER_SEQUENCE_NUMBER",
     "LATEST",
     "AT_TIMESTAMP",
@@ -76,6 +79,36 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
         .find(|s| s.id == id)
         .ok_or_else(|| not_found(&id.to_string()))?;
     let shard = stream.shard(id).ok_or_else(|| not_found(&id.to_string()))?;
+    let offset = start_offset(api, &meta, sm, &shard, kind, seq, ts, "GetShardIterator").await?;
+    let token = api.iterators.seal(&IteratorPosition {
+        stream_name: meta.name.clone(),
+        stream_created_ms: meta.created_ms,
+        shard_index: id.0,
+        offset,
+        issued_ms: now_ms(),
+    });
+    Ok(Value::map([("ShardIterator", Value::String(token))]))
+}
+
+/// The log offset a starting position (`ShardIteratorType` and its sequence number or
+/// timestamp) names on shard `sm`, with AWS's argument checks; `operation` names the call in
+/// messages. Shared by GetShardIterator and SubscribeToShard.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the starting position's parts, as both operations read them"
+)]
+pub(crate) async fn start_offset(
+    api: &Api,
+    meta: &StreamMeta,
+    sm: &ShardMeta,
+    shard: &Arc<Shard>,
+    kind: &str,
+    seq: Option<&str>,
+    ts: Option<i64>,
+    operation: &str,
+) -> Result<u64, ApiError> {
+    let account = api.account();
+    let id = sm.id;
     let needs_seq = matches!(kind, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
     match (needs_seq, seq.is_some()) {
         (true, false) | (false, true) if kind != "AT_TIMESTAMP" => {
@@ -112,7 +145,7 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
             let text = seq.unwrap_or_default();
             let invalid = |suffix: &str| {
                 ApiError::InvalidArgument(format!(
-                    "StartingSequenceNumber {text} used in GetShardIterator on shard {id} in stream {} under account {account} is invalid{suffix}.",
+                    "StartingSequenceNumber {text} used in {operation} on shard {id} in stream {} under account {account} is invalid{suffix}.",
                     meta.name
                 ))
             };
@@ -137,19 +170,17 @@ pub async fn handle(api: &Api, m: Members<'_>) -> Result<Value, ApiError> {
             } else {
                 parsed.offset().0
             };
-            if kind == "AFTER_SEQUENCE_NUMBER" && !parsed.is_shard_end() {
+            // `before_first` (a SubscribeToShard continuation before any record) names no
+            // record: the position after it is the shard's first record.
+            if kind == "AFTER_SEQUENCE_NUMBER"
+                && !parsed.is_shard_end()
+                && !parsed.is_before_first()
+            {
                 at + 1
             } else {
                 at
             }
         }
     };
-    let token = api.iterators.seal(&IteratorPosition {
-        stream_name: meta.name.clone(),
-        stream_created_ms: meta.created_ms,
-        shard_index: id.0,
-        offset,
-        issued_ms: now_ms(),
-    });
-    Ok(Value::map([("ShardIterator", Value::String(token))]))
+    Ok(offset)
 }

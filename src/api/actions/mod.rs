@@ -3,12 +3,13 @@
 
 mod account_settings;
 pub mod common;
+pub mod consumers;
 mod create_stream;
 mod delete_stream;
 mod describe_stream;
 mod encryption;
 mod get_records;
-mod get_shard_iterator;
+pub(crate) mod get_shard_iterator;
 pub(crate) mod limits;
 mod list_shards;
 mod list_streams;
@@ -87,8 +88,7 @@ operations!(
     UpdateStreamWarmThroughput,
 );
 
-/// Runs `op`. Operations not implemented yet answer UnknownOperationException, as AWS does
-/// for a call it does not support.
+/// Runs `op`, for every operation answered with one body (all but SubscribeToShard).
 pub async fn dispatch(api: &Api, op: Operation, m: Members<'_>) -> Result<Value, ApiError> {
     match op {
         Operation::CreateStream => create_stream::handle(api, m).await,
@@ -127,10 +127,11 @@ pub async fn dispatch(api: &Api, op: Operation, m: Members<'_>) -> Result<Value,
         Operation::UpdateStreamWarmThroughput => {
             stream_settings::update_stream_warm_throughput(api, m).await
         }
-        Operation::DeregisterStreamConsumer
-        | Operation::DescribeStreamConsumer
-        | Operation::ListStreamConsumers
-        | Operation::RegisterStreamConsumer
-        | Operation::SubscribeToShard => Err(ApiError::UnknownOperation),
+        Operation::RegisterStreamConsumer => consumers::register(api, m).await,
+        Operation::DescribeStreamConsumer => consumers::describe(api, m),
+        Operation::ListStreamConsumers => consumers::list(api, m),
+        Operation::DeregisterStreamConsumer => consumers::deregister(api, m).await,
+        // Streams its answer: the server routes it to `subscribe` before dispatching.
+        Operation::SubscribeToShard => Err(ApiError::UnknownOperation),
     }
 }

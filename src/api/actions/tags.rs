@@ -43,7 +43,7 @@ fn key_constraints() -> Vec<String> {
     ]
 }
 
-fn validate_tag_map(v: &mut Validator, path: &str, tags: Option<&[(&str, &str)]>) {
+pub(super) fn validate_tag_map(v: &mut Validator, path: &str, tags: Option<&[(&str, &str)]>) {
     let Some(tags) = tags else { return };
     v.list_length(path, Some(tags.len()), 1, MAX_TAGS_PER_REQUEST);
     if tags
@@ -101,6 +101,28 @@ fn check_characters<'a>(
     Ok(())
 }
 
+/// Refuses a resource (stream or consumer `name`) more than the per-resource tag cap.
+pub(super) fn check_tag_count(api: &Api, name: &str, count: usize) -> Result<(), ApiError> {
+    if count > MAX_TAGS_PER_STREAM {
+        return Err(ApiError::LimitExceeded(format!(
+            "Failed to add tags to stream {name} under account {} because a given stream cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it.",
+            api.account()
+        )));
+    }
+    Ok(())
+}
+
+/// Merges `tags` into `existing` (kept sorted by key); the merged count for the cap check.
+fn merge_tags(existing: &mut Vec<Tag>, tags: Vec<(String, String)>) -> usize {
+    let mut all: BTreeMap<String, String> = existing.drain(..).map(|t| (t.key, t.value)).collect();
+    all.extend(tags);
+    *existing = all
+        .into_iter()
+        .map(|(key, value)| Tag { key, value })
+        .collect();
+    existing.len()
+}
+
 /// Merges `tags` into the stream's tags, refusing to pass the per-stream cap.
 async fn add(api: &Api, stream: &Arc<Stream>, tags: &[(&str, &str)]) -> Result<(), ApiError> {
     let name = stream.name();
@@ -116,22 +138,12 @@ async fn add(api: &Api, stream: &Arc<Stream>, tags: &[(&str, &str)]) -> Result<(
         .collect();
     let account = api.account().to_string();
     update_meta(api, stream, move |m| {
-        let mut all: BTreeMap<String, String> = m
-            .tags
-            .drain(..)
-            .map(|t| (t.key, t.value))
-            .collect();
-        all.extend(tags);
-        if all.len() > MAX_TAGS_PER_STREAM {
+        if merge_tags(&mut m.tags, tags) > MAX_TAGS_PER_STREAM {
             return Err(ApiError::LimitExceeded(format!(
                 "Failed to add tags to stream {} under account {account} because a given stream cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it.",
                 m.name
             )));
         }
-        m.tags = all
-            .into_iter()
-            .map(|(key, value)| Tag { key, value })
-            .collect();
         Ok(())
     })
     .await
@@ -229,6 +241,35 @@ pub async fn tag_resource(api: &Api, m: Members<'_>) -> Result<Value, ApiError> 
     validate_tag_map(&mut v, "tags", tags.as_deref());
     validate_resource_arn(&mut v, arn);
     v.finish()?;
+    if let Some(arn) = arn.filter(|a| a.contains("/consumer/")) {
+        let tags = tags.unwrap_or_default();
+        let stream_name = arn
+            .split_once(":stream/")
+            .and_then(|(_, r)| r.split_once('/'))
+            .map_or("", |(n, _)| n)
+            .to_string();
+        check_characters(
+            api,
+            &stream_name,
+            "add tags to",
+            tags.iter().flat_map(|(k, v)| [*k, *v]),
+        )?;
+        let tags: Vec<(String, String)> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let account = api.account().to_string();
+        super::consumers::update_consumer_tags(api, arn, move |name, existing| {
+            if merge_tags(existing, tags) > MAX_TAGS_PER_STREAM {
+                return Err(ApiError::LimitExceeded(format!(
+                    "Failed to add tags to consumer {name} under account {account} because a given resource cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it."
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+        return Ok(Value::Null);
+    }
     let stream = resolve_resource(api, arn.unwrap_or_default())?;
     add(api, &stream, &tags.unwrap_or_default()).await?;
     Ok(Value::Null)
@@ -242,6 +283,19 @@ pub async fn untag_resource(api: &Api, m: Members<'_>) -> Result<Value, ApiError
     validate_tag_keys(&mut v, "tagKeys", keys.as_deref());
     validate_resource_arn(&mut v, arn);
     v.finish()?;
+    if let Some(arn) = arn.filter(|a| a.contains("/consumer/")) {
+        let keys: Vec<String> = keys
+            .unwrap_or_default()
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        super::consumers::update_consumer_tags(api, arn, move |_, existing| {
+            existing.retain(|t| !keys.contains(&t.key));
+            Ok(())
+        })
+        .await?;
+        return Ok(Value::Null);
+    }
     let stream = resolve_resource(api, arn.unwrap_or_default())?;
     remove(api, &stream, &keys.unwrap_or_default()).await?;
     Ok(Value::Null)
@@ -252,6 +306,12 @@ pub fn list_tags_for_resource(api: &Api, m: Members<'_>) -> Result<Value, ApiErr
     let mut v = Validator::default();
     validate_resource_arn(&mut v, arn);
     v.finish()?;
+    if let Some(arn) = arn.filter(|a| a.contains("/consumer/")) {
+        let mut found = super::consumers::resolve_consumer_arn(api, arn)?;
+        found.consumer.tags.sort_by(|a, b| a.key.cmp(&b.key));
+        let tags = found.consumer.tags.iter().map(tag_value).collect();
+        return Ok(Value::map([("Tags", Value::List(tags))]));
+    }
     let meta = resolve_resource(api, arn.unwrap_or_default())?.meta();
     let tags = sorted_tags(&meta).into_iter().map(tag_value).collect();
     Ok(Value::map([("Tags", Value::List(tags))]))

@@ -2,8 +2,9 @@
 //!
 //! One scenario, as a sequence of named checks against one server: create a two-shard stream,
 //! write 101 binary records (PutRecord + PutRecords), read every one back byte-exact from
-//! TRIM_HORIZON, a modelled error, a split with the parent drained to its end, delete, and an
-//! orderly SIGTERM. The client goes through a wire tap so the test also checks which HTTP
+//! TRIM_HORIZON, a modelled error, a split with the parent drained to its end, delete, an
+//! enhanced fan-out subscription (SubscribeToShard over the SDK's event-stream receiver), and
+//! an orderly SIGTERM. The client goes through a wire tap so the test also checks which HTTP
 //! version the SDK spoke (wire reference §1.8: HTTP/1.1 on `http://`).
 //!
 //! The checks build on each other, so after the first failure the rest are skipped; the
@@ -15,7 +16,9 @@
 //! - [`wire_tap`]: the loopback proxy that records how each connection opened.
 //! - [`scenario`]: the checks, the client, the stream's lifecycle and resharding.
 //! - [`records`]: the records written and read back, and how they are compared.
+//! - [`fanout`]: RegisterStreamConsumer and SubscribeToShard.
 
+mod fanout;
 mod records;
 mod scenario;
 mod server;

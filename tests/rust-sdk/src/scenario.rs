@@ -50,6 +50,12 @@ pub async fn run(report: &mut Report) {
         let kinesis = client(&tap.endpoint).await;
         records_and_resharding(report, &kinesis).await;
         report
+            .check(
+                "SubscribeToShard: records before and during pushed in order",
+                crate::fanout::subscribe_to_shard(&kinesis),
+            )
+            .await;
+        report
             .check("every connection spoke HTTP/1.1", http11_only(tap))
             .await;
     }
