@@ -1,8 +1,8 @@
 //! PutResult: every record's outcome, sent once the batch's written records are durable.
 //!
-//! Sequence numbers travel as their parts, not as 56-digit strings: one [`fb::ShardStamp`]
+//! Sequence numbers travel as their parts, not as 56-digit strings: one `ShardStamp`
 //! per shard of the batch (shard, epoch, arrival time, which its records share) and a
-//! 16-byte [`fb::RecordSequence`] per record (the per-shard counter and the stamp's index).
+//! 16-byte `RecordSequence` per record (the per-shard counter and the stamp's index).
 //! [`SequenceParts`] holds the four fields of the engine's `SequenceNumber`; rendering the
 //! decimal form is described in `docs/formats/native.md`.
 
