@@ -121,3 +121,36 @@ async fn invalid_records_fail_alone() {
         .collect();
     assert_eq!(got, written);
 }
+
+/// With `--emulate-limits`, records over their shard's write quota (1,000 records/s) fail
+/// alone with ProvisionedThroughputExceeded, as in PutRecords; the others are written.
+#[tokio::test]
+async fn records_over_the_shard_quota_are_throttled_alone() {
+    let server = Server::start(&["quota:1"], &["--emulate-limits"]);
+    let (mut c, _) = Client::greeted(server.native).await;
+    let mut b = PutBatchBuilder::new();
+    for i in 0..3000 {
+        b.push(&format!("k{i}"), None, b"x");
+    }
+    c.send(&b.finish(RequestId(1), "quota")).await;
+    let Reply::Result(_, outcomes) = c.reply().await else {
+        panic!("expected a PutResult")
+    };
+    let written = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Written(_)))
+        .count();
+    let throttled = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Outcome::Failed(ErrorCode::ProvisionedThroughputExceeded, _)
+            )
+        })
+        .count();
+    assert_eq!(written + throttled, 3000, "{outcomes:?}");
+    // A full bucket holds one second of quota; a little refills while the batch is admitted.
+    assert!((1000..1100).contains(&written), "{written} written");
+    assert_eq!(server.read_shard("quota", 0).await.len(), written);
+}
