@@ -92,7 +92,8 @@ pub async fn run(
         shutdown,
     };
     let ended = reader.serve(&api, &config, &window, &tx).await;
-    let failed = ended.is_err();
+    // After bad bytes, linger so the client reads the Error frame; not when the server stops.
+    let linger = matches!(&ended, Err(f) if f.code != ErrorCode::ShuttingDown);
     if let Err(fatal) = ended {
         tracing::debug!(
             "native connection from {peer}: {}: {}",
@@ -117,7 +118,7 @@ pub async fn run(
     // sent, and then shuts down the write side.
     drop(tx);
     let _ = writer.await;
-    if failed {
+    if linger {
         reader.discard_input().await;
     }
 }

@@ -62,7 +62,12 @@ impl Default for NativeConfig {
     }
 }
 
-/// Accepts connections until `shutdown` turns true, then tells every connection to finish.
+/// How long [`serve`] waits, once shut down, for connections to answer their batches in
+/// flight and send their `ShuttingDown` Error frame.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections until `shutdown` turns true, then tells every connection to finish
+/// and waits for them (at most [`SHUTDOWN_GRACE`]); the engine must stay open until then.
 pub async fn serve(
     listener: TcpListener,
     api: Arc<Api>,
@@ -70,16 +75,19 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             a = listener.accept() => a,
         };
         match accepted {
             Ok((socket, peer)) => {
                 // Results are small frames the client waits for; don't let Nagle hold them.
                 let _ = socket.set_nodelay(true);
-                tokio::spawn(connection::run(
+                connections.spawn(connection::run(
                     socket,
                     peer,
                     api.clone(),
@@ -94,6 +102,15 @@ pub async fn serve(
             }
         }
     }
+    drop(listener);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        tracing::warn!(
+            "native listener: {} connection(s) still open after {SHUTDOWN_GRACE:?}; closing them",
+            connections.len()
+        );
+    }
+    // Dropping the set aborts what is left.
 }
 
 /// Parses `--native-listen`: `HOST:PORT`, or a bare port, which binds loopback.

@@ -29,7 +29,17 @@ pub struct Server {
 impl Server {
     /// Starts the server with `--create-stream` for each `NAME:SHARDS` and `extra` flags.
     pub fn start(streams: &[&str], extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::spawn(tempfile::tempdir().unwrap(), streams, extra)
+    }
+
+    /// Stops this server (it must have exited) and starts another on the same data directory.
+    pub fn restart(mut self) -> Server {
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        Server::spawn(dir, &[], &[])
+    }
+
+    fn spawn(dir: tempfile::TempDir, streams: &[&str], extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardline"));
         cmd.args([
             "serve",
@@ -67,6 +77,26 @@ impl Server {
             http: http.expect("the HTTP ready line comes first"),
             native,
             _dir: dir,
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the process to exit; returns its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 

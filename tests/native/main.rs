@@ -16,3 +16,5 @@ mod malformed;
 mod pipelining;
 #[cfg(test)]
 mod round_trip;
+#[cfg(test)]
+mod shutdown;
