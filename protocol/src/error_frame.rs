@@ -18,6 +18,14 @@ pub fn is_connection_level(code: ErrorCode) -> bool {
     (1..16).contains(&code.0)
 }
 
+/// Whether a batch or record that failed with `code` may succeed if sent again unchanged
+/// (after a backoff): throttling and internal failures. Unknown codes are not retried.
+pub fn is_retryable(code: ErrorCode) -> bool {
+    code == ErrorCode::ProvisionedThroughputExceeded
+        || code == ErrorCode::InternalFailure
+        || code == ErrorCode::ShuttingDown
+}
+
 /// The name of `code` for people (`MalformedFrame`), or its number if this codec predates it.
 pub fn code_name(code: ErrorCode) -> String {
     code.variant_name()
@@ -98,5 +106,9 @@ mod tests {
         assert!(is_connection_level(ErrorCode::TruncatedFrame));
         assert_eq!(code_name(ErrorCode(999)), "error code 999");
         assert_eq!(code_name(ErrorCode::FrameTooLarge), "FrameTooLarge");
+        assert!(is_retryable(ErrorCode::ProvisionedThroughputExceeded));
+        assert!(is_retryable(ErrorCode::InternalFailure));
+        assert!(!is_retryable(ErrorCode::InvalidArgument));
+        assert!(!is_retryable(ErrorCode::MalformedFrame));
     }
 }
