@@ -4,9 +4,12 @@
 //!   Ctrl-C.
 //! - `shardline streams|put|tail`: a client for people against a running server ([`cli`]).
 //! - `shardline consume`: a consumer worker running a record processor command per shard.
+//! - `shardline serve --native-listen ADDR` also serves the native ingest protocol
+//!   ([`native`], `docs/formats/native.md`).
 
 mod api;
 mod cli;
+mod native;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -84,6 +87,15 @@ struct ServeArgs {
     /// and 2 MiB/s (ProvisionedThroughputExceededException beyond them).
     #[arg(long)]
     emulate_limits: bool,
+    /// Also serve the native ingest protocol (docs/formats/native.md) on this address:
+    /// HOST:PORT, or a bare port for loopback. Off unless given.
+    #[arg(long, value_name = "ADDR", value_parser = native::parse_listen)]
+    native_listen: Option<std::net::SocketAddr>,
+    /// Per-connection window of the native protocol: bytes of batches read ahead of their
+    /// results (frames are limited to the smaller of 16 MiB and this).
+    #[arg(long, default_value_t = shardline_protocol::frame::DEFAULT_WINDOW_BYTES,
+          value_parser = parse_window_bytes)]
+    native_window_bytes: usize,
     /// Create this stream at start if it is missing (NAME:SHARDS; repeatable).
     #[arg(long = "create-stream", value_parser = parse_create_stream)]
     create_streams: Vec<(String, u32)>,
@@ -91,6 +103,17 @@ struct ServeArgs {
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
     Durability::parse(s).ok_or_else(|| format!("'{s}' is not one of sync, none"))
+}
+
+fn parse_window_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    // At least 64 KiB so that ordinary batches fit; at most what HelloAck can announce.
+    if !(64 << 10..=u32::MAX as usize).contains(&n) {
+        return Err(format!("{n} is not between 65536 and {}", u32::MAX));
+    }
+    Ok(n)
 }
 
 fn parse_create_stream(s: &str) -> Result<(String, u32), String> {
@@ -185,13 +208,36 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         println!("listening on {scheme}://{addr}");
+        let (native_stop, native_stopped) = tokio::sync::watch::channel(false);
+        let native = match args.native_listen {
+            Some(native_addr) => {
+                let listener = tokio::net::TcpListener::bind(native_addr)
+                    .await
+                    .with_context(|| format!("listening on {native_addr} (native protocol)"))?;
+                let bound = listener
+                    .local_addr()
+                    .context("reading the bound native address")?;
+                println!("native listening on {bound}");
+                Some(tokio::spawn(native::serve(
+                    listener,
+                    state.clone(),
+                    native::NativeConfig::with_window(args.native_window_bytes),
+                    native_stopped,
+                )))
+            }
+            None => None,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(api::server::serve(listener, state, tls, async {
             let _ = rx.await;
         }));
         let signal = shutdown_signal().await;
         let _ = tx.send(());
+        let _ = native_stop.send(true);
         let _ = server.await;
+        if let Some(native) = native {
+            let _ = native.await;
+        }
         signal
     })?;
     engine.shutdown();
