@@ -286,12 +286,29 @@ impl Default for DecimalRun {
     }
 }
 
-/// `2^COUNTER_SHIFT` in decimal, the step between consecutive records' numbers.
-const COUNTER_STEP_DECIMAL: &[u8] = b"1208925819614629174706176";
+/// `2^COUNTER_SHIFT` in decimal digit values (not ASCII), the step between consecutive
+/// records' numbers.
+const COUNTER_STEP_DIGITS: [u8; 25] = {
+    let text = b"1208925819614629174706176";
+    let mut d = [0u8; 25];
+    let mut i = 0;
+    while i < d.len() {
+        d[i] = text[i] - b'0';
+        i += 1;
+    }
+    d
+};
 
 impl DecimalRun {
     /// The decimal text of `seq`.
     pub fn format(&mut self, seq: &SequenceNumber) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(self.format_ascii(seq)).unwrap_or("0")
+    }
+
+    /// The decimal text of `seq` as ASCII bytes (what response writers append), without
+    /// the UTF-8 check `format` pays.
+    pub fn format_ascii(&mut self, seq: &SequenceNumber) -> &[u8] {
         let consecutive = self.last.is_some_and(|l| {
             l.epoch_secs == seq.epoch_secs
                 && l.shard == seq.shard
@@ -300,20 +317,30 @@ impl DecimalRun {
                 && seq.counter < ENDING_COUNTER
         });
         if consecutive {
-            let d = &mut self.digits;
+            // Schoolbook addition of the step's digits, right to left, then the carry
+            // ripples on: compare-and-subtract instead of dividing by ten.
+            let n = self.digits.len();
+            let (high, low) = self.digits.split_at_mut(n - COUNTER_STEP_DIGITS.len());
             let mut carry = 0u8;
-            let n = d.len();
-            let mut i = 0;
-            while i < COUNTER_STEP_DECIMAL.len() || carry > 0 {
-                let add = COUNTER_STEP_DECIMAL
-                    .get(COUNTER_STEP_DECIMAL.len().wrapping_sub(i + 1))
-                    .map_or(0, |c| c - b'0');
-                let v = (d[n - 1 - i] - b'0') + add + carry;
-                d[n - 1 - i] = b'0' + v % 10;
-                carry = v / 10;
-                i += 1;
+            for (d, s) in low.iter_mut().rev().zip(COUNTER_STEP_DIGITS.iter().rev()) {
+                let v = *d + s + carry;
+                carry = u8::from(v > b'9');
+                *d = v - carry * 10;
             }
-            self.len = self.len.max(i);
+            let mut used = COUNTER_STEP_DIGITS.len();
+            for d in high.iter_mut().rev() {
+                if carry == 0 {
+                    break;
+                }
+                used += 1;
+                if *d == b'9' {
+                    *d = b'0';
+                } else {
+                    *d += 1;
+                    carry = 0;
+                }
+            }
+            self.len = self.len.max(used);
         } else {
             let text = seq.to_string();
             let n = self.digits.len();
@@ -322,9 +349,7 @@ impl DecimalRun {
             self.len = text.len();
         }
         self.last = Some(*seq);
-        let n = self.digits.len();
-        // Only ASCII digits are ever stored.
-        std::str::from_utf8(&self.digits[n - self.len..]).unwrap_or("0")
+        &self.digits[self.digits.len() - self.len..]
     }
 }
 
@@ -732,7 +757,10 @@ mod tests {
         assert_eq!(COUNTER_SHIFT, 80);
         assert_eq!(
             Decimal(Wide188([0, 1 << 16, 0])).to_string(),
-            std::str::from_utf8(COUNTER_STEP_DECIMAL).unwrap()
+            COUNTER_STEP_DIGITS
+                .iter()
+                .map(|d| char::from(b'0' + d))
+                .collect::<String>()
         );
     }
 
@@ -740,11 +768,14 @@ mod tests {
         #[test]
         fn decimal_runs_match_plain_formatting(epoch in 0u64..MAX_TIME_SECS, shard in 0u32..u32::MAX, start in 0u64..u64::MAX / 2, n in 1usize..50, arrivals in proptest::collection::vec(0u64..3, 50)) {
             let mut run = DecimalRun::default();
+            let mut ascii = DecimalRun::default();
             let mut ms = 1_700_000_000_000u64;
             for (i, step) in arrivals.iter().take(n).enumerate() {
                 ms += step * 700;
                 let seq = SequenceNumber::for_record(epoch, ShardId(shard), Offset(start + i as u64), ms);
                 prop_assert_eq!(run.format(&seq), seq.to_string());
+                let text = seq.to_string();
+                prop_assert_eq!(ascii.format_ascii(&seq), text.as_bytes());
             }
         }
 
