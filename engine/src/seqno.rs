@@ -327,6 +327,10 @@ fn bcd_add(a: u128, b: u128) -> u128 {
 }
 
 /// The 8 digits in the nibbles of `x` as ASCII, the top nibble first.
+#[expect(
+    clippy::big_endian_bytes,
+    reason = "text puts the most significant digit (top byte) first"
+)]
 fn bcd8_ascii(x: u32) -> [u8; 8] {
     let mut v = u64::from(x);
     v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
