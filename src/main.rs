@@ -5,6 +5,7 @@
 //! - `shardline streams|put|tail`: a client for people against a running server ([`cli`]).
 //! - `shardline serve --native-listen ADDR` also serves the native ingest protocol
 //!   ([`native`], `docs/formats/native.md`).
+//! - `shardline consume`: a consumer worker running a record processor command per shard.
 
 mod api;
 mod cli;
@@ -42,6 +43,8 @@ enum Command {
     Put(cli::PutArgs),
     /// Print a stream's records as they arrive, following every shard.
     Tail(cli::TailArgs),
+    /// Run a consumer worker (KCL leases) with a MultiLangDaemon record processor per shard.
+    Consume(cli::ConsumeArgs),
 }
 
 #[derive(clap::Args)]
@@ -152,6 +155,7 @@ fn run() -> anyhow::Result<()> {
         Command::Streams(args) => cli::streams(args),
         Command::Put(args) => cli::put(args),
         Command::Tail(args) => cli::tail(args),
+        Command::Consume(args) => cli::consume(args),
     }
 }
 

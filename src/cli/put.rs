@@ -22,8 +22,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::client::{CallError, Client};
 use super::streams;
+use shardline_client::{Client, Error as CallError};
 
 /// PutRecords takes at most 500 records per call (Kinesis API reference, PutRecords).
 const MAX_BATCH_RECORDS: usize = 500;

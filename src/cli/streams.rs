@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::client::{CallError, Client};
+use shardline_client::{Client, Error as CallError};
 
 /// How often `create` and `delete` look at the stream while waiting.
 const WAIT_POLL: Duration = Duration::from_millis(200);

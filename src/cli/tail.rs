@@ -26,9 +26,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client::{CallError, Client};
 use super::streams::{self, Shard};
 use super::Position;
+use shardline_client::{Client, Error as CallError};
 
 /// The pause after a round without records.
 const IDLE_BACKOFF: Duration = Duration::from_millis(200);

@@ -1,10 +1,11 @@
-//! One Kinesis endpoint and one `call` per operation.
+//! One endpoint and one `call` per operation.
 //!
-//! Every call is `POST /` with `X-Amz-Target: Kinesis_20131202.<Op>` and an awsJson1.1 body,
-//! over HTTP/1.1 on a pooled keep-alive connection. A non-200 answer becomes
-//! [`CallError::Service`] from the body's `__type` (any `…#` prefix and `:…` suffix dropped,
-//! as botocore does) and `message` (or `Message`). Only `http://` endpoints: there is no TLS
-//! client here yet.
+//! Every call is `POST /` with `X-Amz-Target: <prefix>.<Op>` (`Kinesis_20131202` for the
+//! Kinesis API, `ShardlineLeases_20261126` for the lease API) and an awsJson1.1 body, over
+//! HTTP/1.1 on a pooled keep-alive connection; streaming calls (SubscribeToShard) go over
+//! HTTP/2 with prior knowledge (h2c). A non-200 answer becomes [`Error::Service`]
+//! from the body's `__type` (any `…#` prefix and `:…` suffix dropped, as botocore does) and
+//! `message` (or `Message`). Only `http://` endpoints: there is no TLS client here yet.
 
 use std::time::Duration;
 
@@ -17,158 +18,151 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::sign::Signer;
+use crate::error::{Error, CALL_TIMEOUT_SECS};
+use crate::sign::Signer;
 
 /// Where the commands go when neither `--endpoint` nor the environment says otherwise:
 /// `shardline serve`'s default `--listen`.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4567";
 const JSON_TYPE: &str = "application/x-amz-json-1.1";
-const TARGET_PREFIX: &str = "Kinesis_20131202.";
-/// How long one call may take before it counts as failed (and, for `put`, is retried).
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The Kinesis API's `X-Amz-Target` prefix.
+pub const KINESIS_TARGET: &str = "Kinesis_20131202";
+const CALL_TIMEOUT: Duration = Duration::from_secs(CALL_TIMEOUT_SECS);
 /// The largest response body read: GetRecords answers at most 10 MiB of data (Kinesis API
 /// reference), which base64 and the JSON around it grow to under 16 MiB.
 const MAX_RESPONSE_BYTES: usize = 32 << 20;
 /// How much of an unexpected (non-JSON) response body an error message quotes.
 const QUOTED_BODY_CHARS: usize = 200;
 
-/// Why a call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The server answered with a Kinesis error.
-    #[error("{kind}{}{message}", if message.is_empty() { "" } else { ": " })]
-    Service {
-        /// `__type`, e.g. `ResourceNotFoundException`.
-        kind: String,
-        message: String,
-        status: StatusCode,
-    },
-    /// A header that cannot be sent, e.g. a session token with control characters.
-    #[error("cannot build the {op} request: {detail}")]
-    Request { op: String, detail: String },
-    #[error("cannot reach {endpoint}")]
-    Unreachable {
-        endpoint: String,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
-    #[error("no answer from {endpoint} within {} s", CALL_TIMEOUT.as_secs())]
-    Timeout { endpoint: String },
-    #[error("reading the response from {endpoint}")]
-    Body {
-        endpoint: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// A body that is not the JSON the operation answers with.
-    #[error("unexpected response to {op} (HTTP {status}): {detail}")]
-    BadResponse {
-        op: String,
-        status: StatusCode,
-        detail: String,
-    },
-}
-
-impl CallError {
-    /// Whether the same call may succeed later: throttling, server faults and transport
-    /// failures, not errors in the request itself.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            CallError::Service { kind, status, .. } => {
-                status.is_server_error()
-                    || matches!(
-                        kind.as_str(),
-                        "ProvisionedThroughputExceededException"
-                            | "ThrottlingException"
-                            | "LimitExceededException"
-                            | "InternalFailure"
-                            | "ServiceUnavailable"
-                    )
-            }
-            CallError::Unreachable { .. } | CallError::Timeout { .. } | CallError::Body { .. } => {
-                true
-            }
-            CallError::BadResponse { status, .. } => status.is_server_error(),
-            CallError::Request { .. } => false,
-        }
-    }
-
-    /// The Kinesis error type, for a [`CallError::Service`].
-    pub fn kind(&self) -> Option<&str> {
-        match self {
-            CallError::Service { kind, .. } => Some(kind),
-            _ => None,
-        }
-    }
-}
-
-/// A Kinesis endpoint with a pooled HTTP/1.1 client.
+/// An endpoint with a pooled HTTP/1.1 client. Cloning shares the connection pool.
+#[derive(Clone)]
 pub struct Client {
     http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    /// HTTP/2 with prior knowledge (h2c), for streaming calls: one connection carries every
+    /// subscription, as the AWS SDKs do for SubscribeToShard.
+    http2: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
     uri: Uri,
     /// `host:port` as sent in `Host` (and signed).
     authority: String,
     /// The endpoint as given, for error messages.
     endpoint: String,
-    signer: Option<Signer>,
+    signer: Option<std::sync::Arc<Signer>>,
 }
 
 impl Client {
     /// A client for `endpoint`, else the environment's endpoint, else [`DEFAULT_ENDPOINT`].
     ///
     /// # Errors
-    /// The endpoint is not an `http://` URL.
-    pub fn new(endpoint: Option<&str>) -> anyhow::Result<Client> {
+    /// [`Error::Endpoint`]: the endpoint is not an `http://` URL.
+    pub fn new(endpoint: Option<&str>) -> Result<Client, Error> {
         let endpoint = endpoint
             .map(str::to_string)
             .or_else(endpoint_from_env)
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        let bad = |detail: String| Error::Endpoint {
+            endpoint: endpoint.clone(),
+            detail,
+        };
         let uri: Uri = endpoint
             .parse()
-            .map_err(|e| anyhow::anyhow!("endpoint '{endpoint}' is not a URL: {e}"))?;
+            .map_err(|e| bad(format!("not a URL: {e}")))?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some("https") => anyhow::bail!(
-                "endpoint '{endpoint}': https is not supported by this client yet; use http://"
-            ),
-            _ => anyhow::bail!("endpoint '{endpoint}' must start with http://"),
+            Some("https") => {
+                return Err(bad(
+                    "https is not supported by this client yet; use http://".into(),
+                ))
+            }
+            _ => return Err(bad("must start with http://".into())),
         }
         let authority = uri
             .authority()
             .map(|a| a.as_str().to_string())
-            .ok_or_else(|| anyhow::anyhow!("endpoint '{endpoint}' has no host"))?;
+            .ok_or_else(|| bad("no host".into()))?;
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        let http2 = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .http2_only(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .build_http();
         Ok(Client {
             http,
+            http2,
             uri,
             authority,
             endpoint,
-            signer: Signer::from_env(),
+            signer: Signer::from_env().map(std::sync::Arc::new),
         })
     }
 
-    /// Calls `op` with `request` as the JSON body and decodes the answer. Operations without
-    /// output answer an empty body, read as `{}`.
+    /// The endpoint as given (or found in the environment).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The endpoint's `scheme://authority` URI, for callers that build their own requests.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// Calls the Kinesis operation `op`; see [`Client::call_target`].
     ///
     /// # Errors
-    /// [`CallError`]: the server's error, a transport failure, or an unreadable answer.
+    /// [`Error`]: the server's error, a transport failure, or an unreadable answer.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         op: &str,
         request: &Req,
-    ) -> Result<Resp, CallError> {
+    ) -> Result<Resp, Error> {
+        self.call_target(KINESIS_TARGET, op, request).await
+    }
+
+    /// Calls `<prefix>.<op>` with `request` as the JSON body and decodes the answer.
+    /// Operations without output answer an empty body, read as `{}`.
+    ///
+    /// # Errors
+    /// [`Error`]: the server's error, a transport failure, or an unreadable answer.
+    pub async fn call_target<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        op: &str,
+        request: &Req,
+    ) -> Result<Resp, Error> {
+        let req = self.request(prefix, op, request)?;
+        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.send(req))
+            .await
+            .map_err(|_| Error::Timeout {
+                endpoint: self.endpoint.clone(),
+            })??;
+        if status == StatusCode::OK {
+            let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| Error::BadResponse {
+                op: op.to_string(),
+                status,
+                detail: e.to_string(),
+            });
+        }
+        Err(service_error(op, status, &bytes))
+    }
+
+    /// A signed `POST /` of `<prefix>.<op>` with `request` as the JSON body.
+    fn request<Req: Serialize>(
+        &self,
+        prefix: &str,
+        op: &str,
+        request: &Req,
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let body = serde_json::to_vec(request)
             .expect("invariant: request types serialize to JSON (string keys, finite numbers)");
-        let target = format!("{TARGET_PREFIX}{op}");
+        let target = format!("{prefix}.{op}");
         let mut req = Request::post(self.uri.clone())
             .header(HOST, &self.authority)
             .header(CONTENT_TYPE, JSON_TYPE)
             .header("x-amz-target", &target)
             .header(
                 USER_AGENT,
-                concat!("shardline-cli/", env!("CARGO_PKG_VERSION")),
+                concat!("shardline-client/", env!("CARGO_PKG_VERSION")),
             );
         if let Some(signer) = &self.signer {
             let signed = [
@@ -180,34 +174,60 @@ impl Client {
                 req = req.header(name, value);
             }
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| CallError::Request {
+        req.body(Full::new(Bytes::from(body)))
+            .map_err(|e| Error::Request {
                 op: op.to_string(),
                 detail: e.to_string(),
-            })?;
-        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.send(req))
-            .await
-            .map_err(|_| CallError::Timeout {
-                endpoint: self.endpoint.clone(),
-            })??;
-        if status == StatusCode::OK {
-            let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-            return serde_json::from_slice(bytes).map_err(|e| CallError::BadResponse {
-                op: op.to_string(),
-                status,
-                detail: e.to_string(),
-            });
-        }
-        Err(service_error(op, status, &bytes))
+            })
     }
 
-    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), CallError> {
+    /// Calls a streaming operation (SubscribeToShard) over HTTP/2 (h2c): returns the body of
+    /// a 200 answer as it arrives; any other answer is read whole and becomes the service's
+    /// error.
+    ///
+    /// # Errors
+    /// [`Error`]: the server's error, a transport failure, or no response headers within
+    /// the call timeout.
+    pub async fn call_streaming<Req: Serialize>(
+        &self,
+        prefix: &str,
+        op: &str,
+        request: &Req,
+    ) -> Result<hyper::body::Incoming, Error> {
+        let req = self.request(prefix, op, request)?;
+        let timeout = |_| Error::Timeout {
+            endpoint: self.endpoint.clone(),
+        };
+        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http2.request(req))
+            .await
+            .map_err(timeout)?
+            .map_err(|source| Error::Unreachable {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        if status == StatusCode::OK {
+            return Ok(resp.into_body());
+        }
+        let body = tokio::time::timeout(
+            CALL_TIMEOUT,
+            Limited::new(resp.into_body(), MAX_RESPONSE_BYTES).collect(),
+        )
+        .await
+        .map_err(timeout)?
+        .map_err(|source| Error::Body {
+            endpoint: self.endpoint.clone(),
+            source,
+        })?;
+        Err(service_error(op, status, &body.to_bytes()))
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
         let resp = self
             .http
             .request(req)
             .await
-            .map_err(|source| CallError::Unreachable {
+            .map_err(|source| Error::Unreachable {
                 endpoint: self.endpoint.clone(),
                 source,
             })?;
@@ -215,7 +235,7 @@ impl Client {
         let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
-            .map_err(|source| CallError::Body {
+            .map_err(|source| Error::Body {
                 endpoint: self.endpoint.clone(),
                 source,
             })?;
@@ -246,7 +266,7 @@ struct ErrorBody {
     message_capital: Option<String>,
 }
 
-fn service_error(op: &str, status: StatusCode, body: &[u8]) -> CallError {
+fn service_error(op: &str, status: StatusCode, body: &[u8]) -> Error {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody {
             kind: Some(kind),
@@ -255,13 +275,13 @@ fn service_error(op: &str, status: StatusCode, body: &[u8]) -> CallError {
         }) => {
             let kind = kind.rsplit('#').next().unwrap_or_default();
             let kind = kind.split(':').next().unwrap_or_default().to_string();
-            CallError::Service {
+            Error::Service {
                 kind,
                 message: message.or(message_capital).unwrap_or_default(),
                 status,
             }
         }
-        _ => CallError::BadResponse {
+        _ => Error::BadResponse {
             op: op.to_string(),
             status,
             detail: String::from_utf8_lossy(body)
