@@ -162,6 +162,26 @@ impl Client {
         request: &Req,
     ) -> Result<Bytes, Error> {
         let req = self.request(prefix, op, request)?;
+        self.send_raw(op, req).await
+    }
+
+    /// Calls `<prefix>.<op>` with `body`, a JSON document the caller encoded itself (e.g. a
+    /// load generator's pre-encoded batches), and returns the body of a 200 answer
+    /// undecoded.
+    ///
+    /// # Errors
+    /// [`Error`]: the server's error or a transport failure.
+    pub async fn call_encoded(
+        &self,
+        prefix: &str,
+        op: &str,
+        body: Vec<u8>,
+    ) -> Result<Bytes, Error> {
+        let req = self.request_with_body(prefix, op, body)?;
+        self.send_raw(op, req).await
+    }
+
+    async fn send_raw(&self, op: &str, req: Request<Full<Bytes>>) -> Result<Bytes, Error> {
         let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.send(req))
             .await
             .map_err(|_| Error::Timeout {
@@ -182,6 +202,16 @@ impl Client {
     ) -> Result<Request<Full<Bytes>>, Error> {
         let body = serde_json::to_vec(request)
             .expect("invariant: request types serialize to JSON (string keys, finite numbers)");
+        self.request_with_body(prefix, op, body)
+    }
+
+    /// A signed `POST /` of `<prefix>.<op>` with `body`, already awsJson1.1.
+    fn request_with_body(
+        &self,
+        prefix: &str,
+        op: &str,
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let target = format!("{prefix}.{op}");
         let mut req = Request::post(self.uri.clone())
             .header(HOST, &self.authority)

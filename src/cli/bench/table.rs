@@ -31,7 +31,15 @@ fn side_row(out: &mut String, name: &str, s: &SideResult) {
 pub fn render(o: &Output) -> String {
     let c = &o.config;
     let mut out = String::new();
-    let _ = writeln!(
+    let filled = o.runs.iter().any(|r| r.produce.is_some());
+    if !filled {
+        let _ = writeln!(
+            out,
+            "shardline bench {:?}: the data the streams hold",
+            o.workload
+        );
+    } else {
+        let _ = writeln!(
         out,
         "shardline bench {:?}: {} producer(s), record size {} B, batches of {}, {} s ({} s warm-up), rate {}",
         o.workload,
@@ -42,6 +50,7 @@ pub fn render(o: &Output) -> String {
         c.warmup_secs,
         c.rate.map_or("max".to_string(), |r| format!("{} rec/s", thousands(r)))
     );
+    }
     for run in &o.runs {
         let _ = writeln!(
             out,

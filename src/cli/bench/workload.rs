@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -14,6 +16,9 @@ use rand::{Rng, RngCore, SeedableRng};
 const MAGIC: &[u8; 4] = b"SLB1";
 /// Bytes of the magic and the send timestamp at the start of a record.
 pub const STAMP_BYTES: usize = MAGIC.len() + size_of::<u64>();
+/// Base64 characters of the stamp (12 bytes: no padding, and what follows it encodes on
+/// its own, so a record's base64 is the stamp's followed by the filler's).
+pub const STAMP_BASE64_CHARS: usize = STAMP_BYTES / 3 * 4;
 /// Largest record size accepted: the Kinesis data limit (1 MiB, PutRecords reference).
 const MAX_RECORD_BYTES: usize = 1 << 20;
 
@@ -99,10 +104,27 @@ impl std::fmt::Display for RecordSize {
 pub struct RecordMaker {
     size: RecordSize,
     keys: Vec<String>,
+    /// The keys as JSON strings, for request bodies encoded ahead.
+    keys_json: Vec<Vec<u8>>,
     next_key: usize,
-    /// Random bytes (incompressible), sliced for each record's filler.
+    /// Random bytes (incompressible), sliced for each record's filler; a multiple of 3
+    /// long.
     filler: Vec<u8>,
+    /// Base64 of `filler`: a record's base64 is sliced from it, not encoded.
+    filler_base64: Vec<u8>,
     rng: StdRng,
+}
+
+/// The base64 of a record's stamp.
+pub fn stamp_base64(sent_ns: u64) -> [u8; STAMP_BASE64_CHARS] {
+    let mut stamp = [0u8; STAMP_BYTES];
+    stamp[..MAGIC.len()].copy_from_slice(MAGIC);
+    stamp[MAGIC.len()..].copy_from_slice(&sent_ns.to_le_bytes());
+    let mut out = [0u8; STAMP_BASE64_CHARS];
+    BASE64
+        .encode_slice(stamp, &mut out)
+        .expect("invariant: 16 characters hold the base64 of 12 bytes");
+    out
 }
 
 impl RecordMaker {
@@ -110,16 +132,52 @@ impl RecordMaker {
     /// (`k0`..), starting at a different key per producer.
     pub fn new(producer: usize, size: RecordSize, key_count: usize) -> RecordMaker {
         let mut rng = StdRng::seed_from_u64(0x5eed ^ producer as u64);
-        let mut filler = vec![0u8; size.max()];
+        let mut filler = vec![0u8; size.max().div_ceil(3) * 3];
         rng.fill_bytes(&mut filler);
-        let keys = (0..key_count.max(1)).map(|k| format!("k{k}")).collect();
+        let keys: Vec<String> = (0..key_count.max(1)).map(|k| format!("k{k}")).collect();
+        let keys_json = keys
+            .iter()
+            .map(|k| serde_json::to_vec(k).expect("invariant: a string serializes to JSON"))
+            .collect();
         RecordMaker {
             size,
             keys,
+            keys_json,
             next_key: producer * 7919,
+            filler_base64: BASE64.encode(&filler).into_bytes(),
             filler,
             rng,
         }
+    }
+
+    /// The next record's partition key as a JSON string.
+    pub fn key_json(&mut self) -> &[u8] {
+        self.next_key = (self.next_key + 1) % self.keys.len();
+        &self.keys_json[self.next_key]
+    }
+
+    /// Appends the base64 of the next record's data (the same bytes [`RecordMaker::data`]
+    /// makes) to `out`, with the stamp given as [`stamp_base64`]; returns the record's
+    /// size in bytes.
+    pub fn data_base64(&mut self, stamp: &[u8; STAMP_BASE64_CHARS], out: &mut Vec<u8>) -> usize {
+        let size = self.size.sample(&mut self.rng);
+        let fill = if size >= STAMP_BYTES {
+            out.extend_from_slice(stamp);
+            size - STAMP_BYTES
+        } else {
+            size
+        };
+        let whole = fill / 3;
+        out.extend_from_slice(&self.filler_base64[..whole * 4]);
+        let tail = &self.filler[whole * 3..fill];
+        if !tail.is_empty() {
+            let mut buf = [0u8; 4];
+            let n = BASE64
+                .encode_slice(tail, &mut buf)
+                .expect("invariant: 4 characters hold the base64 of 2 bytes");
+            out.extend_from_slice(&buf[..n]);
+        }
+        size
     }
 
     /// The next record's partition key.
@@ -252,5 +310,26 @@ mod tests {
         let keys: std::collections::HashSet<String> =
             (0..30).map(|_| maker.key().to_string()).collect();
         assert_eq!(keys.len(), 10);
+    }
+
+    #[test]
+    fn base64_records_are_the_same_records() {
+        for size in [
+            RecordSize::Uniform { min: 1, max: 64 },
+            RecordSize::Fixed(100),
+        ] {
+            let (mut a, mut b) = (RecordMaker::new(1, size, 5), RecordMaker::new(1, size, 5));
+            let stamp = stamp_base64(42);
+            let (mut raw, mut b64) = (Vec::new(), Vec::new());
+            for _ in 0..300 {
+                a.data(42, &mut raw);
+                b64.clear();
+                let n = b.data_base64(&stamp, &mut b64);
+                assert_eq!(n, raw.len());
+                assert_eq!(BASE64.decode(&b64).unwrap(), raw);
+                let key: String = serde_json::from_slice(b.key_json()).unwrap();
+                assert_eq!(key, a.key());
+            }
+        }
     }
 }

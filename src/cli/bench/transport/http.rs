@@ -2,7 +2,9 @@
 //! and the trim-horizon replay.
 //!
 //! Producers keep up to `in_flight` PutRecords calls outstanding each, on the client's
-//! keep-alive connection pool (one connection per call in flight). Consumers decode
+//! keep-alive connection pool (one connection per call in flight). A PutRecords body is
+//! written directly: each record's base64 is the batch's stamp followed by a slice of the
+//! producer's filler, encoded once. Consumers decode
 //! GetRecords answers borrowing from the response bytes and base64-decode only the 12-byte
 //! stamp at the start of each record, so reading costs the client little beyond JSON
 //! scanning.
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use shardline_client::consumer::fetch::fanout::FanOutFetcher;
 use shardline_client::consumer::fetch::Batch;
@@ -21,28 +23,12 @@ use shardline_client::{Client, Error};
 use tokio::sync::{watch, Semaphore};
 
 use super::super::stats::Stats;
-use super::super::workload::{stamp_of, wall_ns, STAMP_BYTES};
+use super::super::workload::{stamp_base64, stamp_of, wall_ns, STAMP_BASE64_CHARS, STAMP_BYTES};
 use super::ProducerPlan;
 use shardline_client::http::KINESIS_TARGET;
 
 /// GetRecords' largest `Limit` (Kinesis API reference).
 const MAX_GET_RECORDS_LIMIT: u32 = 10_000;
-/// Base64 characters holding the stamp (12 bytes, no padding).
-const STAMP_BASE64_CHARS: usize = STAMP_BYTES / 3 * 4;
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordsRequest {
-    stream_name: String,
-    records: Vec<PutEntry>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutEntry {
-    data: String,
-    partition_key: String,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -77,7 +63,7 @@ pub async fn produce(client: Client, plan: ProducerPlan, stats: Arc<Stats>) {
     let in_flight = Arc::new(Semaphore::new(plan.in_flight));
     let mut maker = plan.record_maker();
     let mut schedule = plan.schedule();
-    let mut data = Vec::new();
+    let mut body_capacity = 0;
     let mut next_stream = plan.index;
     while let Some((due, due_wall_ns)) = schedule.next().await {
         let permit = in_flight
@@ -85,27 +71,43 @@ pub async fn produce(client: Client, plan: ProducerPlan, stats: Arc<Stats>) {
             .acquire_owned()
             .await
             .expect("invariant: the semaphore is never closed");
-        let stream_name = plan.streams[next_stream % plan.streams.len()].to_string();
+        let stream = &plan.streams[next_stream % plan.streams.len()];
         next_stream += 1;
+        // The body is written here rather than serialized: base64 needs no escaping, and
+        // each record's is the stamp's followed by a slice of the filler's.
+        let stamp = stamp_base64(due_wall_ns);
+        let mut body = Vec::with_capacity(body_capacity);
+        body.extend_from_slice(br#"{"StreamName":"#);
+        serde_json::to_writer(&mut body, &**stream)
+            .expect("invariant: a string serializes to JSON");
+        body.extend_from_slice(br#","Records":["#);
         let mut sizes = Vec::with_capacity(plan.batch_records);
-        let mut records = Vec::with_capacity(plan.batch_records);
-        for _ in 0..plan.batch_records {
-            maker.data(due_wall_ns, &mut data);
-            sizes.push(data.len() as u64);
-            records.push(PutEntry {
-                data: BASE64.encode(&data),
-                partition_key: maker.key().to_string(),
-            });
+        for i in 0..plan.batch_records {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(br#"{"Data":""#);
+            sizes.push(maker.data_base64(&stamp, &mut body) as u64);
+            body.extend_from_slice(br#"","PartitionKey":"#);
+            body.extend_from_slice(maker.key_json());
+            body.push(b'}');
         }
-        let request = PutRecordsRequest {
-            stream_name,
-            records,
-        };
+        body.extend_from_slice(b"]}");
+        body_capacity = body_capacity.max(body.len());
         let (client, stats) = (client.clone(), stats.clone());
         tokio::spawn(async move {
             let answer = client
-                .call::<_, PutRecordsOutput>("PutRecords", &request)
-                .await;
+                .call_encoded(KINESIS_TARGET, "PutRecords", body)
+                .await
+                .and_then(|bytes| {
+                    serde_json::from_slice::<PutRecordsOutput>(&bytes).map_err(|e| {
+                        Error::BadResponse {
+                            op: "PutRecords".into(),
+                            status: hyper::StatusCode::OK,
+                            detail: e.to_string(),
+                        }
+                    })
+                });
             let latency = due.elapsed().as_nanos() as u64;
             match answer {
                 Ok(out) => {
@@ -189,9 +191,16 @@ pub async fn cursors(
     Ok(out)
 }
 
-/// One GetRecords call on `cursor`: records and bytes counted into `stats`. Returns the
-/// number of records and whether the shard is caught up (nothing behind, or ended).
-async fn get_records(client: &Client, cursor: &mut ShardCursor, stats: &Stats) -> (usize, bool) {
+/// One GetRecords call on `cursor`: records and bytes counted into `stats`, and with
+/// `end_to_end` each record's send-to-receipt latency (a replay reads old records, whose
+/// age is no latency). Returns the number of records and whether the shard is caught up
+/// (nothing behind, or ended).
+async fn get_records(
+    client: &Client,
+    cursor: &mut ShardCursor,
+    stats: &Stats,
+    end_to_end: bool,
+) -> (usize, bool) {
     let Some(iterator) = cursor.iterator.as_deref() else {
         return (0, true);
     };
@@ -220,10 +229,12 @@ async fn get_records(client: &Client, cursor: &mut ShardCursor, stats: &Stats) -
     };
     let now = wall_ns();
     let mut bytes = 0;
-    let mut latencies = Vec::with_capacity(out.records.len());
+    let mut latencies = Vec::with_capacity(if end_to_end { out.records.len() } else { 0 });
     for r in &out.records {
         bytes += decoded_len(r.data);
-        latencies.extend(latency_of_base64(r.data, now));
+        if end_to_end {
+            latencies.extend(latency_of_base64(r.data, now));
+        }
     }
     let n = out.records.len();
     stats.consumed(n as u64, bytes, Some(call_ns));
@@ -245,7 +256,7 @@ pub async fn consume_polling(
     while !*stop.borrow() {
         let mut found = 0;
         for cursor in &mut cursors {
-            found += get_records(&client, cursor, &stats).await.0;
+            found += get_records(&client, cursor, &stats, true).await.0;
         }
         if found == 0 {
             tokio::time::sleep(poll_interval).await;
@@ -265,7 +276,7 @@ pub async fn replay(
     while done.iter().any(|d| !d) && Instant::now() < deadline {
         for (cursor, done) in cursors.iter_mut().zip(done.iter_mut()) {
             if !*done {
-                *done = get_records(&client, cursor, &stats).await.1;
+                *done = get_records(&client, cursor, &stats, false).await.1;
             }
         }
     }
