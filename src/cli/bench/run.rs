@@ -110,6 +110,12 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
             native: None,
         });
     }
+    // Every target's streams first, so a second target that cannot take them fails the
+    // command before any load is sent.
+    for target in &targets {
+        let client = client_for(target.endpoint.as_deref())?;
+        setup::ensure_streams(&client, &stream_names(&args), args.shards).await?;
+    }
     let mut runs = Vec::new();
     for target in &targets {
         runs.push(run_one(&args, target).await?);
