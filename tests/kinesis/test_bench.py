@@ -206,3 +206,22 @@ def test_bad_arguments_are_refused(server, shardline_binary):
         capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode != 0 and b"MIN is above MAX" in proc.stderr
+
+
+def test_streams_and_warmup(server, shardline_binary):
+    doc = bench(
+        shardline_binary, "produce", "--endpoint", server.endpoint, "--stream", "b-multi",
+        "--streams", "2", "--shards", "1", "--rate", "10000", "--duration", "2",
+        "--warmup", "1", "--producers", "1",
+    )
+    run = only_run(doc)
+    assert run["streams"] == ["b-multi-0", "b-multi-1"] and run["shards"] == 2
+    produce = run["produce"]
+    assert produce["records_total"] == 20000
+    # The first second's records are written but not measured.
+    assert 0 < produce["records"] < 20000
+    assert produce["latency"]["count"] == produce["records"]
+    assert produce["bytes"] == produce["records"] * 100
+    held = [len(read_stream(server.client(), s)) for s in run["streams"]]
+    # One producer alternates its batches between the streams.
+    assert held == [10000, 10000]

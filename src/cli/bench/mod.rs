@@ -88,8 +88,9 @@ pub struct BenchArgs {
     /// --fan-out there is one subscription per shard.
     #[arg(long)]
     consumers: Option<u32>,
-    /// Consume through enhanced fan-out (RegisterStreamConsumer + SubscribeToShard)
-    /// instead of polling GetRecords.
+    /// Consume through enhanced fan-out (SubscribeToShard) instead of polling GetRecords;
+    /// registers the stream consumer `shardline-bench` (left registered, and reused by the
+    /// next run).
     #[arg(long)]
     fan_out: bool,
     /// Record data size in bytes: `N`, `fixed:N` or `uniform:MIN-MAX`. Records of at least
