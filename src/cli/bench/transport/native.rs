@@ -25,6 +25,9 @@ use super::ProducerPlan;
 
 /// Largest frame read before HelloAck says the server's limit.
 const HELLO_ACK_MAX_BYTES: usize = 64 << 10;
+/// Largest answer frame accepted: a PutResult of 10,000 records that all failed carries
+/// 10,000 messages of at most 1 KiB each (docs/formats/native.md), under 16 MiB.
+const MAX_ANSWER_FRAME_BYTES: usize = 32 << 20;
 
 /// A batch sent and not yet answered.
 struct InFlight {
@@ -90,7 +93,7 @@ pub async fn produce(
             ack.max_batch_records
         );
     }
-    let decoder = FrameDecoder::new(max_frame.max(HELLO_ACK_MAX_BYTES) + (64 << 20));
+    let decoder = FrameDecoder::new(MAX_ANSWER_FRAME_BYTES);
     let (mut rd, mut wr) = socket.into_split();
     let window_left = Arc::new(Semaphore::new(window));
     let batches_left = Arc::new(Semaphore::new(plan.in_flight));
