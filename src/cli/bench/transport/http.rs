@@ -149,18 +149,20 @@ struct GetRecordsOutput<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct WireData<'a> {
+    /// Borrowed as bytes: serde_json then skips the UTF-8 check (base64 is ASCII, and
+    /// the base64 decoder rejects anything else).
     #[serde(borrow)]
-    data: &'a str,
+    data: &'a [u8],
 }
 
 /// Bytes that base64 text decodes to.
-fn decoded_len(b64: &str) -> u64 {
-    let pad = b64.bytes().rev().take_while(|b| *b == b'=').count();
+fn decoded_len(b64: &[u8]) -> u64 {
+    let pad = b64.iter().rev().take_while(|b| **b == b'=').count();
     (b64.len() / 4 * 3).saturating_sub(pad) as u64
 }
 
 /// Send-to-receipt latency of a record from its base64 data, if bench stamped it.
-fn latency_of_base64(b64: &str, now_ns: u64) -> Option<u64> {
+fn latency_of_base64(b64: &[u8], now_ns: u64) -> Option<u64> {
     let head = b64.get(..STAMP_BASE64_CHARS)?;
     let mut stamp = [0u8; STAMP_BYTES];
     BASE64.decode_slice(head, &mut stamp).ok()?;
@@ -323,10 +325,10 @@ mod tests {
 
     #[test]
     fn base64_lengths_and_stamps() {
-        assert_eq!(decoded_len(""), 0);
-        assert_eq!(decoded_len("YQ=="), 1);
-        assert_eq!(decoded_len("YWI="), 2);
-        assert_eq!(decoded_len("YWJj"), 3);
+        assert_eq!(decoded_len(b""), 0);
+        assert_eq!(decoded_len(b"YQ=="), 1);
+        assert_eq!(decoded_len(b"YWI="), 2);
+        assert_eq!(decoded_len(b"YWJj"), 3);
         let mut data = Vec::new();
         let mut maker = super::super::super::workload::RecordMaker::new(
             0,
@@ -335,8 +337,8 @@ mod tests {
         );
         maker.data(1_000, &mut data);
         let b64 = BASE64.encode(&data);
-        assert_eq!(decoded_len(&b64), 100);
-        assert_eq!(latency_of_base64(&b64, 5_000), Some(4_000));
-        assert_eq!(latency_of_base64("YWJj", 5_000), None);
+        assert_eq!(decoded_len(b64.as_bytes()), 100);
+        assert_eq!(latency_of_base64(b64.as_bytes(), 5_000), Some(4_000));
+        assert_eq!(latency_of_base64(b"YWJj", 5_000), None);
     }
 }
