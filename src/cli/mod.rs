@@ -7,6 +7,7 @@
 //! - [`mod@streams`]: `streams create|list|describe|delete`.
 //! - [`mod@put`]: stdin lines to PutRecords batches, with retries of failed entries.
 //! - [`mod@tail`]: GetRecords over every shard, following resharding into child shards.
+//! - [`mod@bench`]: `shardline bench`, the load generator (HTTP API or native protocol).
 //! - [`mod@consume`]: a KCL-style worker running a MultiLangDaemon record processor per
 //!   shard; [`multilang`] is the protocol's codec.
 //!
@@ -14,6 +15,7 @@
 //! a time, and output stays in the order the calls return. `consume` runs shards
 //! concurrently on a multi-threaded one.
 
+pub mod bench;
 mod consume;
 mod multilang;
 mod put;
