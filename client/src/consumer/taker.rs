@@ -10,7 +10,9 @@
 //! - Workers are this one plus every owner of an unexpired lease; the target is
 //!   ⌈leases / workers⌉ (at least 1, at most `max_leases`).
 //! - Below target, take available leases (leases this worker id owns but does not run,
-//!   from an earlier life, first; then unowned; then expired) up to the target. With none
+//!   from an earlier life, first; then unowned ones and those expired for more than
+//!   [`VERY_OLD_MULTIPLIER`] times the failover time (KCL's `veryOldLeaseDurationNanosMultiplier`);
+//!   then the other expired ones) up to the target. With none
 //!   available, steal one lease from the most loaded worker if it holds more than the
 //!   target, or exactly the target while this worker needs more than one.
 
@@ -20,6 +22,11 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 
 use crate::leases::Lease;
+
+/// A lease unchanged for this many failover times is taken before recently expired ones
+/// (KCL's `veryOldLeaseDurationNanosMultiplier` default): its worker is long gone, while a
+/// lease that just expired may belong to a worker that is only slow.
+pub const VERY_OLD_MULTIPLIER: u32 = 3;
 
 /// When each lease's counter last changed, on this worker's clock.
 #[derive(Debug, Default)]
@@ -51,6 +58,12 @@ impl ExpiryClock {
             None => false,
         }
     }
+
+    /// Whether the lease has not changed for [`VERY_OLD_MULTIPLIER`] times `failover` (or
+    /// was first seen unowned).
+    pub fn is_very_old(&self, lease_key: &str, now: Instant, failover: Duration) -> bool {
+        self.is_expired(lease_key, now, failover.saturating_mul(VERY_OLD_MULTIPLIER))
+    }
 }
 
 /// One lease as the taker sees it.
@@ -59,6 +72,8 @@ pub struct Candidate {
     pub lease_key: String,
     pub owner: Option<String>,
     pub expired: bool,
+    /// Expired for more than [`VERY_OLD_MULTIPLIER`] failover times: taken first.
+    pub very_old: bool,
     /// This worker runs it now.
     pub held: bool,
 }
@@ -78,6 +93,7 @@ fn standing<'a>(c: &'a Candidate, me: &str) -> Standing<'a> {
         Some(o) if o == me && c.held => Standing::Held,
         Some(o) if o == me => Standing::Available(0),
         None => Standing::Available(1),
+        Some(_) if c.expired && c.very_old => Standing::Available(1),
         Some(_) if c.expired => Standing::Available(2),
         Some(o) => Standing::Other(o),
     }
@@ -149,7 +165,24 @@ mod tests {
             lease_key: key.into(),
             owner: owner.map(str::to_string),
             expired,
+            very_old: false,
             held,
+        }
+    }
+
+    #[test]
+    fn very_old_leases_are_taken_before_recently_expired_ones() {
+        let mut leases = vec![c("held", Some("w1"), false, true)];
+        for k in ["r1", "r2", "r3"] {
+            leases.push(c(k, Some("w2"), true, false));
+        }
+        let mut old = c("old", Some("w3"), true, false);
+        old.very_old = true;
+        leases.push(old);
+        // 5 leases, one live worker (w1): target 5, needs 4; but with max_leases 2 it needs
+        // one, and the very old lease must be that one whatever the shuffle.
+        for _ in 0..20 {
+            assert_eq!(leases_to_take(&leases, "w1", 2), vec!["old"]);
         }
     }
 
@@ -291,5 +324,12 @@ mod tests {
         let mut clock = ExpiryClock::default();
         clock.observe(&[free], t0);
         assert!(clock.is_expired("u", t0, failover));
+        assert!(clock.is_very_old("u", t0, failover));
+        // Very old: three failover times without a change.
+        let mut clock = ExpiryClock::default();
+        clock.observe(std::slice::from_ref(&lease), t0);
+        assert!(clock.is_expired("s", t0 + Duration::from_secs(11), failover));
+        assert!(!clock.is_very_old("s", t0 + Duration::from_secs(29), failover));
+        assert!(clock.is_very_old("s", t0 + Duration::from_secs(31), failover));
     }
 }

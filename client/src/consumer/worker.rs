@@ -331,6 +331,7 @@ impl<F: ProcessorFactory> Worker<F> {
                     lease_key: l.lease_key.clone(),
                     owner: l.lease_owner.clone(),
                     expired: clock.is_expired(&l.lease_key, now, self.config.failover),
+                    very_old: clock.is_very_old(&l.lease_key, now, self.config.failover),
                     held: running.contains_key(&l.lease_key),
                 })
                 .collect()
