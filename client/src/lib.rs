@@ -17,6 +17,7 @@ pub mod consumer;
 pub mod error;
 pub mod http;
 pub mod kinesis;
+pub mod kpl;
 pub mod leases;
 pub mod sign;
 
