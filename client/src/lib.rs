@@ -19,6 +19,7 @@ pub mod http;
 pub mod kinesis;
 pub mod kpl;
 pub mod leases;
+pub mod producer;
 pub mod sign;
 
 pub use error::Error;

@@ -50,6 +50,10 @@ fn delimited(len: usize) -> usize {
 
 /// A partition key's hash key: MD5 of its UTF-8 bytes as a big-endian 128-bit integer
 /// (reference section 4).
+#[expect(
+    clippy::big_endian_bytes,
+    reason = "Kinesis reads the MD5 digest as a big-endian integer"
+)]
 pub fn partition_key_hash(partition_key: &str) -> u128 {
     u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
@@ -75,7 +79,7 @@ impl Aggregator {
     }
 
     /// The outer record's size (partition key plus data) if it held one more user record.
-    fn size_with(
+    pub fn size_with(
         &self,
         partition_key: &str,
         explicit_hash_key: Option<&str>,

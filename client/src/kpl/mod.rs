@@ -21,7 +21,7 @@ pub mod decode;
 pub mod encode;
 
 pub use decode::{deaggregate, UserRecord};
-pub use encode::{AggregatedRecord as Aggregate, Aggregator};
+pub use encode::{partition_key_hash, AggregatedRecord as Aggregate, Aggregator};
 
 /// The first bytes of every aggregated record's data.
 pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
