@@ -3,9 +3,9 @@
 //! - `shardline serve`: open the data directory and serve the Kinesis API until SIGTERM or
 //!   Ctrl-C.
 //! - `shardline streams|put|tail`: a client for people against a running server ([`cli`]).
+//! - `shardline consume`: a consumer worker running a record processor command per shard.
 //! - `shardline serve --native-listen ADDR` also serves the native ingest protocol
 //!   ([`native`], `docs/formats/native.md`).
-//! - `shardline consume`: a consumer worker running a record processor command per shard.
 
 mod api;
 mod cli;

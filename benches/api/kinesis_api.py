@@ -10,6 +10,8 @@ then measures, from /proc/<pid>/stat (user + system time of every server thread)
 
 Usage: .venv/bin/python benches/api/kinesis_api.py [--bin target/release/shardline]
        [--put-requests 300] [--read-mb 400] [--runs 3]
+`--bin A,B` compares binaries side by side: each run measures A then B, so both see the
+same machine load (CPU-time figures swing with contention on a shared machine).
 Bounded: every run stops by itself; traffic goes to 127.0.0.1 only.
 """
 import argparse
@@ -108,13 +110,23 @@ def main():
     ap.add_argument("--read-mb", type=int, default=400)
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
-    puts = [put_run(a.bin, a.put_requests) for _ in range(a.runs)]
-    print(f"put: server CPU per record written (PutRecords 500 x 100 B): runs {[round(x, 2) for x in puts]} us, "
-          f"median {statistics.median(puts):.2f} us")
-    reads = [read_run(a.bin, a.read_mb) for _ in range(a.runs)]
-    rates = [r for r, _ in reads]
-    print(f"read: GetRecords record bytes per server CPU second ({reads[0][1] / 1e6:.0f} MB of 1 KiB records): "
-          f"runs {[round(x, 2) for x in rates]} GB/s, median {statistics.median(rates):.2f} GB/s")
+    bins = a.bin.split(",")
+    puts = {b: [] for b in bins}
+    for _ in range(a.runs):
+        for b in bins:
+            puts[b].append(put_run(b, a.put_requests))
+    for b in bins:
+        print(f"put [{b}]: server CPU per record written (PutRecords 500 x 100 B): "
+              f"runs {[round(x, 2) for x in puts[b]]} us, median {statistics.median(puts[b]):.2f} us")
+    reads = {b: [] for b in bins}
+    for _ in range(a.runs):
+        for b in bins:
+            reads[b].append(read_run(b, a.read_mb))
+    for b in bins:
+        rates = [r for r, _ in reads[b]]
+        print(f"read [{b}]: GetRecords record bytes per server CPU second "
+              f"({reads[b][0][1] / 1e6:.0f} MB of 1 KiB records): "
+              f"runs {[round(x, 2) for x in rates]} GB/s, median {statistics.median(rates):.2f} GB/s")
 
 
 if __name__ == "__main__":

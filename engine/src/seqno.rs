@@ -207,12 +207,19 @@ impl fmt::Display for SequenceNumber {
 /// shard, usually within one arrival second, and such a number differs from the previous one
 /// by exactly `2^COUNTER_SHIFT`, which is added to the previous decimal digits instead of
 /// converting all 188 bits again.
+///
+/// The step has 25 digits, so the low 30 digits are also kept in packed BCD (one digit per
+/// nibble) in a `u128`: a step is one BCD addition (a handful of word operations), those
+/// 30 digits are re-spread into ASCII, and a carry out of them ripples into the ASCII
+/// digits above.
 #[derive(Debug, Clone)]
 pub struct DecimalRun {
     last: Option<SequenceNumber>,
-    /// Right-aligned digits of `last`, `len` of them.
+    /// Right-aligned digits of `last`, `len` of them (zeros to the left).
     digits: [u8; 64],
     len: usize,
+    /// `digits[64 - BCD_DIGITS..]` in packed BCD, the last digit in the lowest nibble.
+    bcd: u128,
 }
 
 impl Default for DecimalRun {
@@ -221,16 +228,73 @@ impl Default for DecimalRun {
             last: None,
             digits: [b'0'; 64],
             len: 0,
+            bcd: 0,
         }
     }
 }
 
-/// `2^COUNTER_SHIFT` in decimal, the step between consecutive records' numbers.
-const COUNTER_STEP_DECIMAL: &[u8] = b"1208925819614629174706176";
+/// Digits kept in BCD: 30 nibbles, the 31st takes the carry out of them.
+const BCD_DIGITS: usize = 30;
+/// `2^COUNTER_SHIFT` = 1208925819614629174706176, the step between consecutive records'
+/// numbers, in packed BCD (its decimal digits read as hex).
+const COUNTER_STEP_BCD: u128 = 0x1208925819614629174706176;
+/// A 6 in each of the digit nibbles 0 to 29.
+const BCD_SIXES: u128 = nibbles(6, 0, BCD_DIGITS);
+/// A 1 at the bottom of nibbles 1 to 30 (where each digit's carry arrives).
+const BCD_NIBBLE_ONES: u128 = nibbles(1, 1, BCD_DIGITS + 1);
+
+/// `value` in every nibble from `from` up to (not including) `to`.
+const fn nibbles(value: u128, from: usize, to: usize) -> u128 {
+    let mut x = 0;
+    let mut i = from;
+    while i < to {
+        x |= value << (4 * i);
+        i += 1;
+    }
+    x
+}
+
+/// Packed-BCD addition (D. W. Jones, "BCD Arithmetic, a tutorial"): every digit of `a` is
+/// biased by 6 so that a decimal carry becomes a binary one; digits that did not carry get
+/// the 6 taken back. A carry out of digit 29 lands in nibble 30.
+fn bcd_add(a: u128, b: u128) -> u128 {
+    let t1 = a + BCD_SIXES;
+    let t2 = t1 + b;
+    let carries = t2 ^ t1 ^ b;
+    let no_carry = !carries & BCD_NIBBLE_ONES;
+    t2 - ((no_carry >> 2) | (no_carry >> 3))
+}
+
+/// The 8 digits in the nibbles of `x` as ASCII, the top nibble first.
+#[expect(
+    clippy::big_endian_bytes,
+    reason = "text puts the most significant digit (top byte) first"
+)]
+fn bcd8_ascii(x: u32) -> [u8; 8] {
+    let mut v = u64::from(x);
+    v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
+    v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    (v | 0x3030_3030_3030_3030).to_be_bytes()
+}
+
+/// The packed BCD of ASCII digits.
+fn ascii_bcd(digits: &[u8]) -> u128 {
+    digits
+        .iter()
+        .fold(0, |v, d| (v << 4) | u128::from(d.wrapping_sub(b'0') & 0xf))
+}
 
 impl DecimalRun {
     /// The decimal text of `seq`.
     pub fn format(&mut self, seq: &SequenceNumber) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(self.format_ascii(seq)).unwrap_or("0")
+    }
+
+    /// The decimal text of `seq` as ASCII bytes (what response writers append), without
+    /// the UTF-8 check `format` pays.
+    pub fn format_ascii(&mut self, seq: &SequenceNumber) -> &[u8] {
         let consecutive = self.last.is_some_and(|l| {
             l.epoch_secs == seq.epoch_secs
                 && l.shard == seq.shard
@@ -238,32 +302,43 @@ impl DecimalRun {
                 && l.counter.checked_add(1) == Some(seq.counter)
                 && seq.counter < ENDING_COUNTER
         });
+        let n = self.digits.len();
         if consecutive {
-            let d = &mut self.digits;
-            let mut carry = 0u8;
-            let n = d.len();
-            let mut i = 0;
-            while i < COUNTER_STEP_DECIMAL.len() || carry > 0 {
-                let add = COUNTER_STEP_DECIMAL
-                    .get(COUNTER_STEP_DECIMAL.len().wrapping_sub(i + 1))
-                    .map_or(0, |c| c - b'0');
-                let v = (d[n - 1 - i] - b'0') + add + carry;
-                d[n - 1 - i] = b'0' + v % 10;
-                carry = v / 10;
-                i += 1;
+            let sum = bcd_add(self.bcd, COUNTER_STEP_BCD);
+            let carry = (sum >> (4 * BCD_DIGITS)) != 0;
+            self.bcd = sum & ((1u128 << (4 * BCD_DIGITS)) - 1);
+            let mut text = [0u8; 32];
+            for (i, chunk) in text.chunks_exact_mut(8).enumerate() {
+                // Nibbles 24-31 first; the shift keeps the 8 nibbles of chunk `i`.
+                chunk.copy_from_slice(&bcd8_ascii((self.bcd >> (96 - 32 * i)) as u32));
             }
-            self.len = self.len.max(i);
+            let (high, low) = self.digits.split_at_mut(n - BCD_DIGITS);
+            low.copy_from_slice(&text[32 - BCD_DIGITS..]);
+            let mut used = BCD_DIGITS;
+            if carry {
+                for d in high.iter_mut().rev() {
+                    used += 1;
+                    if *d == b'9' {
+                        *d = b'0';
+                    } else {
+                        *d += 1;
+                        break;
+                    }
+                }
+            } else {
+                // Significant digits among the 30 (only small numbers get here short).
+                used -= low.iter().take_while(|d| **d == b'0').count();
+            }
+            self.len = self.len.max(used);
         } else {
             let text = seq.to_string();
-            let n = self.digits.len();
             self.digits.fill(b'0');
             self.digits[n - text.len()..].copy_from_slice(text.as_bytes());
             self.len = text.len();
+            self.bcd = ascii_bcd(&self.digits[n - BCD_DIGITS..]);
         }
         self.last = Some(*seq);
-        let n = self.digits.len();
-        // Only ASCII digits are ever stored.
-        std::str::from_utf8(&self.digits[n - self.len..]).unwrap_or("0")
+        &self.digits[n - self.len..]
     }
 }
 
@@ -473,19 +548,73 @@ mod tests {
         assert_eq!(COUNTER_SHIFT, 80);
         assert_eq!(
             (1u128 << COUNTER_SHIFT).to_string(),
-            std::str::from_utf8(COUNTER_STEP_DECIMAL).unwrap()
+            format!("{COUNTER_STEP_BCD:x}")
         );
+    }
+
+    /// Schoolbook decimal addition, the reference for the run's limb arithmetic.
+    fn add_decimal(a: &str, b: &str) -> String {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        let mut out = Vec::new();
+        let mut carry = 0;
+        for i in 0..a.len().max(b.len()) {
+            let digit = |s: &[u8]| s.len().checked_sub(i + 1).map_or(0, |j| s[j] - b'0');
+            let v = digit(a) + digit(b) + carry;
+            out.push(b'0' + v % 10);
+            carry = v / 10;
+        }
+        if carry > 0 {
+            out.push(b'0' + carry);
+        }
+        out.iter().rev().map(|&d| char::from(d)).collect()
+    }
+
+    /// Carries out of the low limb, out of both limbs into the ASCII digits (rare with real
+    /// numbers, so set up by hand), and through a run of nines above them.
+    #[test]
+    fn decimal_run_carries_across_limbs_and_digits() {
+        let step = "1208925819614629174706176";
+        let starts = [
+            "12345678901234567899999999999999999999999999999999999999",
+            "12345678901234567890999999999999999999999999999999999999",
+            "10000000000000000000999999999999999999998791074180385370",
+            "99999999999999999999999999999999999999999999999999999999",
+            "49999999999999999999999999999999999999999999999999999999",
+            "5",
+            "999999999999999999",
+            "999999999999999999999999999999999999",
+            "999999999999999999999999999999",
+            "8791074180385823",
+            "1234999999999999999999999999999999",
+        ];
+        for start in starts {
+            let seq = SequenceNumber::for_record(5, ShardId(3), Offset(10), 7000);
+            let next = SequenceNumber::for_record(5, ShardId(3), Offset(11), 7000);
+            let mut run = DecimalRun::default();
+            run.format_ascii(&seq);
+            // Pretend the previous number was `start`.
+            let n = run.digits.len();
+            run.digits.fill(b'0');
+            run.digits[n - start.len()..].copy_from_slice(start.as_bytes());
+            run.len = start.len();
+            run.bcd = ascii_bcd(&run.digits[n - BCD_DIGITS..]);
+            let want = add_decimal(start, step);
+            assert_eq!(run.format_ascii(&next), want.as_bytes(), "from {start}");
+        }
     }
 
     proptest! {
         #[test]
         fn decimal_runs_match_plain_formatting(epoch in 0u64..MAX_TIME_SECS, shard in 0u32..u32::MAX, start in 0u64..u64::MAX / 2, n in 1usize..50, arrivals in proptest::collection::vec(0u64..3, 50)) {
             let mut run = DecimalRun::default();
+            let mut ascii = DecimalRun::default();
             let mut ms = 1_700_000_000_000u64;
             for (i, step) in arrivals.iter().take(n).enumerate() {
                 ms += step * 700;
                 let seq = SequenceNumber::for_record(epoch, ShardId(shard), Offset(start + i as u64), ms);
                 prop_assert_eq!(run.format(&seq), seq.to_string());
+                let text = seq.to_string();
+                prop_assert_eq!(ascii.format_ascii(&seq), text.as_bytes());
             }
         }
 

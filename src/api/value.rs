@@ -289,22 +289,48 @@ fn json_size_hint(v: &Value) -> usize {
 
 fn write_json_records(out: &mut Vec<u8>, list: &RecordList) {
     let mut run = DecimalRun::default();
+    // A batch's records share one arrival time: render it once per distinct value.
+    let mut ts: Option<(u64, Vec<u8>)> = None;
     out.push(b'[');
     for (i, r) in list.read.records().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"SequenceNumber\":\"");
-        out.extend_from_slice(run.format(&list.sequence_number(&r)).as_bytes());
+        out.extend_from_slice(run.format_ascii(&list.sequence_number(&r)));
         out.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
-        write_json(out, &Value::Timestamp(r.timestamp_ms as i64));
+        match &ts {
+            Some((ms, text)) if *ms == r.timestamp_ms => out.extend_from_slice(text),
+            _ => {
+                let mut text = Vec::with_capacity(16);
+                write_json(&mut text, &Value::Timestamp(r.timestamp_ms as i64));
+                out.extend_from_slice(&text);
+                ts = Some((r.timestamp_ms, text));
+            }
+        }
         out.extend_from_slice(b",\"Data\":\"");
         base64_simd::STANDARD.encode_append(r.data, out);
         out.extend_from_slice(b"\",\"PartitionKey\":");
-        write_json_string(out, &String::from_utf8_lossy(r.partition_key));
+        write_json_key(out, r.partition_key);
         out.push(b'}');
     }
     out.push(b']');
+}
+
+/// A stored partition key as a JSON string. Keys are nearly always printable ASCII, which
+/// JSON takes verbatim; anything else (controls, quotes, non-ASCII, or bytes that are not
+/// UTF-8, shown lossily) goes through serde_json's escaping.
+fn write_json_key(out: &mut Vec<u8>, key: &[u8]) {
+    if key
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.push(b'"');
+    } else {
+        write_json_string(out, &String::from_utf8_lossy(key));
+    }
 }
 
 fn write_json_object<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a str, &'a Value)>) {
@@ -354,6 +380,25 @@ mod tests {
             back.get("B"),
             Some(&Value::Blob(Bytes::from_static(&[0, 255])))
         );
+    }
+
+    #[test]
+    fn partition_keys_render_as_serde_json_escapes_them() {
+        let keys: [&[u8]; 7] = [
+            b"pk17",
+            b"",
+            b"with \"quote\" and \\",
+            b"tab\there\x7f",
+            "caf\u{e9}".as_bytes(),
+            b"\xff\xfe not utf-8",
+            b"~ !#$%&'()*+,-./:;<=>?@[]^_`{|}",
+        ];
+        for key in keys {
+            let mut fast = Vec::new();
+            write_json_key(&mut fast, key);
+            let plain = serde_json::to_vec(&String::from_utf8_lossy(key)).unwrap();
+            assert_eq!(fast, plain, "key {key:?}");
+        }
     }
 
     #[test]

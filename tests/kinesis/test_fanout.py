@@ -471,8 +471,10 @@ def test_second_subscription_within_five_seconds_then_takeover(shardline_binary)
     the old stream ends. Also: a CREATING consumer cannot subscribe, and deregistering a
     consumer ends its subscription with a ResourceNotFound exception event."""
     with tempfile.TemporaryDirectory(prefix="shardline-efo-") as tmp:
+        # Long enough that the register call and the refused subscribe both land within
+        # CREATING even on a loaded machine.
         srv = start_server(shardline_binary, Path(tmp) / "data",
-                           ["--state-transition-ms", "300"])
+                           ["--state-transition-ms", "2000"])
         try:
             client = srv.client()
             name, arn = new_stream(client, "efo-takeover")
@@ -484,7 +486,7 @@ def test_second_subscription_within_five_seconds_then_takeover(shardline_binary)
                            f"Consumer one with creation timestamp {secs} under stream: {name} , "
                            f"account {ACCOUNT} is not in ACTIVE status."):
                 subscribe(client, consumer["ConsumerARN"], {"Type": "LATEST"})
-            deadline = time.time() + 5
+            deadline = time.time() + 10
             while client.describe_stream_consumer(ConsumerARN=consumer["ConsumerARN"])[
                     "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
                 assert time.time() < deadline
@@ -515,7 +517,7 @@ def test_second_subscription_within_five_seconds_then_takeover(shardline_binary)
             # A consumer deregistered under a live subscription: a ResourceNotFound exception
             # event within the 5 s check interval, then the end of the stream.
             other = register(client, arn, "two")
-            deadline = time.time() + 5
+            deadline = time.time() + 10
             while client.describe_stream_consumer(ConsumerARN=other)[
                     "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
                 assert time.time() < deadline

@@ -2,7 +2,13 @@
 //! transports: receipts GetRecords confirms, batching triggers, aggregation, and
 //! per-partition-key order under throttling (`--emulate-limits`).
 
+// `cfg(test)` holds for every integration test binary; on the modules it also tells clippy
+// that helpers outside `#[test]` functions are test code (`allow-unwrap-in-tests`).
+#[cfg(test)]
 mod batching;
+#[cfg(test)]
 mod harness;
+#[cfg(test)]
 mod order;
+#[cfg(test)]
 mod receipts;

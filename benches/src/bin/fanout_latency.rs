@@ -53,9 +53,12 @@ struct Args {
     /// The server binary.
     #[arg(long, default_value = "target/release/shardline")]
     bin: PathBuf,
-    /// Seconds of producing per configuration (and of lagging in the RSS phase).
+    /// Seconds of producing per latency configuration.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Seconds of producing while one subscriber lags (the RSS phase); `--seconds` if absent.
+    #[arg(long)]
+    lag_seconds: Option<u64>,
     /// Producer rates, records per second (at most 50,000: 500 records x 100 calls/s).
     #[arg(long, value_delimiter = ',', default_value = "1000,50000")]
     rates: Vec<u64>,
@@ -426,21 +429,31 @@ async fn latency_run(
 /// at the highest rate meanwhile. Prints the server's RSS over the phase.
 async fn lag_run(args: &Args, http: &HttpClient, server: &Server) -> anyhow::Result<()> {
     let rate = args.rates.iter().copied().max().unwrap_or(50_000);
+    let seconds = args.lag_seconds.unwrap_or(args.seconds);
     let stream = "lagging";
     let arns = setup_stream(http, &server.addr, stream, 2).await?;
     let pid = server.child.id().context("server exited")?;
     let t0 = Instant::now();
-    let n = (rate * args.seconds + MAX_BATCH) as usize;
+    let n = (rate * seconds + MAX_BATCH) as usize;
     let (put_at, acked) = (Times::new(t0, n), Times::new(t0, n));
     let received = vec![Times::new(t0, n), Times::new(t0, n)];
-    let lag = Duration::from_secs(args.seconds + 5);
+    let lag = Duration::from_secs(seconds + 5);
     let tasks = start_subscribers(http, &server.addr, &arns, &received, &[None, Some(lag)]).await?;
     let before = rss_kib(pid)?;
     let sampling = tokio::spawn(async move {
         let mut max = 0;
+        let mut next_report = Duration::from_secs(10);
         loop {
             if let Ok(kib) = rss_kib(pid) {
                 max = max.max(kib);
+                if t0.elapsed() >= next_report {
+                    println!(
+                        "  t={:>4} s: server RSS {:.1} MiB",
+                        next_report.as_secs(),
+                        kib as f64 / 1024.0
+                    );
+                    next_report += Duration::from_secs(10);
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             if t0.elapsed() > lag {
@@ -453,7 +466,7 @@ async fn lag_run(args: &Args, http: &HttpClient, server: &Server) -> anyhow::Res
         &server.addr,
         stream,
         rate,
-        args.seconds,
+        seconds,
         args.record_bytes,
         &put_at,
         &acked,
@@ -463,7 +476,7 @@ async fn lag_run(args: &Args, http: &HttpClient, server: &Server) -> anyhow::Res
     let count = |t: &Times| (0..sent as usize).filter(|&i| t.get(i) != 0).count();
     println!(
         "lagging subscriber: {rate} rec/s x {} s = {sent} records ({:.0} MiB of data); fast subscriber got {}, lagging one {}; server RSS {:.1} MiB before, max {:.1} MiB during",
-        args.seconds,
+        seconds,
         (sent as usize * args.record_bytes) as f64 / (1 << 20) as f64,
         count(&received[0]),
         count(&received[1]),

@@ -13,9 +13,11 @@
 //!   a [`LogView`] under the lock and then read without it.
 //!
 //! Submodules: [`batch`] (framing), [`segment`] (files), [`index`] (sparse indexes),
-//! [`recovery`] (scanning), [`mmap`] (maps of sealed segments), [`read`] (the read path).
+//! [`recovery`] (scanning), [`mmap`] (maps of sealed segments), [`read`] (the read path),
+//! `bufpool` (reused `pread` buffers).
 
 pub mod batch;
+mod bufpool;
 pub mod index;
 pub mod mmap;
 pub mod read;

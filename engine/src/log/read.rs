@@ -18,7 +18,7 @@ use super::batch::{self, BatchHeader, DecodeError, Record};
 use super::Sealed;
 use crate::error::{Error, Result};
 use crate::ids::{Offset, SegmentId, ShardId};
-use crate::log::segment;
+use crate::log::{bufpool, segment};
 
 /// How sealed segments are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,8 +150,8 @@ impl Source<'_> {
 }
 
 fn read(file: &File, pos: u64, n: usize) -> std::result::Result<Bytes, (u64, String)> {
-    segment::read_at(file, pos, n)
-        .map(Bytes::from)
+    segment::read_into(file, pos, n, bufpool::take(n))
+        .map(bufpool::into_bytes)
         .map_err(|e| (pos, format!("read failed: {e}")))
 }
 

@@ -161,9 +161,23 @@ pub fn open(dir: &Path, id: SegmentId) -> Result<(File, u64)> {
 /// # Errors
 /// I/O errors, including a file shorter than expected.
 pub fn read_at(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+    read_into(file, pos, len, Vec::with_capacity(len))
+}
+
+/// Reads exactly `len` bytes at `pos` into `buf` (empty, any capacity), returning it.
+///
+/// # Errors
+/// As [`read_at`].
+pub(crate) fn read_into(
+    file: &File,
+    pos: u64,
+    len: usize,
+    mut buf: Vec<u8>,
+) -> io::Result<Vec<u8>> {
     // Read into the vector's spare capacity: zeroing a buffer the read then overwrites
     // costs as much as the read itself for large reads.
-    let mut buf = Vec::with_capacity(len);
+    buf.clear();
+    buf.reserve(len);
     while buf.len() < len {
         let at = pos + buf.len() as u64;
         let want = len - buf.len();
