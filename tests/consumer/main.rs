@@ -8,6 +8,8 @@
 )]
 mod harness;
 
+// `cfg(test)` tells clippy that the module's helpers are test code (`allow-unwrap-in-tests`).
+#[cfg(test)]
 mod aggregated;
 
 use std::collections::HashMap;
