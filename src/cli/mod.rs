@@ -111,7 +111,8 @@ pub struct TailArgs {
     #[arg(long, overrides_with = "follow")]
     no_follow: bool,
     /// One JSON object per record: shard, sequence_number, partition_key, timestamp, data,
-    /// encoding (`utf-8`, or `base64` for data that is not valid UTF-8).
+    /// encoding (`utf-8`, or `base64` for data that is not valid UTF-8). KPL aggregates print
+    /// one object per user record, with sub_sequence_number.
     #[arg(long)]
     json: bool,
 }
