@@ -133,13 +133,22 @@ async fn aggregates_respect_their_size_and_large_records_go_alone() {
         .into_iter()
         .flat_map(|c| c.entries)
         .collect();
-    for e in &entries {
-        assert!(e.partition_key.len() + e.data.len() <= 10_000 + 3 || e.data.len() <= 4096);
+    let is_aggregate =
+        |e: &&shardline_client::producer::PutEntry| e.data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]);
+    for e in entries.iter().filter(is_aggregate) {
+        assert!(
+            e.partition_key.len() + e.data.len() <= 4096,
+            "{}",
+            e.data.len()
+        );
     }
-    let aggregates = entries
-        .iter()
-        .filter(|e| e.data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]))
-        .count();
+    let plain: Vec<_> = entries.iter().filter(|e| !is_aggregate(e)).collect();
+    assert_eq!(plain.len(), 1);
+    assert_eq!(
+        (plain[0].partition_key.as_str(), plain[0].data.len()),
+        ("big", 10_000)
+    );
+    let aggregates = entries.iter().filter(is_aggregate).count();
     // 40 records of 500 bytes in aggregates of at most 4 KiB: at least 5 aggregates.
     assert!(aggregates >= 5, "{aggregates}");
     assert!(entries.len() < 41);

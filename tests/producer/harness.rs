@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use shardline_client::consumer::record::{user_records_of, Record};
@@ -85,6 +86,7 @@ impl Server {
         Arc::new(Recording {
             inner,
             log: Mutex::new(Vec::new()),
+            list_calls: AtomicUsize::new(0),
         })
     }
 
@@ -152,6 +154,8 @@ pub struct Call {
 pub struct Recording {
     inner: Box<dyn Transport>,
     pub log: Mutex<Vec<Call>>,
+    /// ListShards calls (the shard map's refreshes, and the first listing).
+    pub list_calls: AtomicUsize,
 }
 
 impl Recording {
@@ -188,6 +192,7 @@ impl Transport for Recording {
     }
 
     fn list_shards<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<ShardRange>, Error>> {
+        self.list_calls.fetch_add(1, Ordering::SeqCst);
         self.inner.list_shards(stream)
     }
 

@@ -12,3 +12,5 @@ mod harness;
 mod order;
 #[cfg(test)]
 mod receipts;
+#[cfg(test)]
+mod reshard;

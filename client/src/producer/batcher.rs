@@ -84,7 +84,7 @@ type Answer = (usize, Result<Vec<EntryOutcome>, RecordFailure>);
 /// What woke the task.
 enum Event {
     Command(Option<Command>),
-    Answer(Result<Answer, tokio::task::JoinError>),
+    Answer(Result<(tokio::task::Id, Answer), tokio::task::JoinError>),
     Refreshed(Result<Result<Vec<ShardRange>, Error>, tokio::task::JoinError>),
     Timer,
 }
@@ -99,6 +99,8 @@ pub(super) struct Batcher {
     queue_of: HashMap<Option<String>, usize>,
     queues: Vec<Queue>,
     in_flight: JoinSet<Answer>,
+    /// The queue of each put task, to fail its records if the task panics.
+    task_queue: HashMap<tokio::task::Id, usize>,
     /// Serials of records accepted and not yet resolved.
     outstanding: BTreeSet<u64>,
     flushes: Vec<(u64, oneshot::Sender<()>)>,
@@ -132,12 +134,16 @@ impl Batcher {
             queue_of: HashMap::new(),
             queues: Vec::new(),
             in_flight: JoinSet::new(),
+            task_queue: HashMap::new(),
             outstanding: BTreeSet::new(),
             flushes: Vec::new(),
             last_serial: 0,
             refresh_wanted: false,
             refreshing: None,
-            last_refresh: Instant::now(),
+            // The first refresh (after a reshard) may come at once.
+            last_refresh: Instant::now()
+                .checked_sub(MIN_REFRESH_INTERVAL)
+                .unwrap_or_else(Instant::now),
             next_map: None,
             closing: false,
         }
@@ -157,7 +163,7 @@ impl Batcher {
                 let in_flight = &mut self.in_flight;
                 tokio::select! {
                     command = commands.recv(), if !closing => Event::Command(command),
-                    Some(answer) = in_flight.join_next(), if busy => Event::Answer(answer),
+                    Some(answer) = in_flight.join_next_with_id(), if busy => Event::Answer(answer),
                     refreshed = async {
                         match refreshing {
                             Some(handle) => handle.await,
@@ -173,10 +179,22 @@ impl Batcher {
                     self.flushes.push((self.last_serial, tx))
                 }
                 Event::Command(None) => self.closing = true,
-                Event::Answer(Ok((queue, result))) => self.answered(queue, result),
-                // A put task panicked: a bug. Its records stay in `in_flight` of their queue
-                // and are never resolved; their futures fail when the producer ends.
-                Event::Answer(Err(e)) => tracing::error!(error = %e, "producer put task failed"),
+                Event::Answer(Ok((id, (queue, result)))) => {
+                    self.task_queue.remove(&id);
+                    self.answered(queue, result);
+                }
+                // A put task panicked (a transport bug): its records fail, not retried.
+                Event::Answer(Err(e)) => {
+                    tracing::error!(error = %e, "producer put task failed");
+                    if let Some(queue) = self.task_queue.remove(&e.id()) {
+                        let failure = RecordFailure {
+                            code: "InternalError".into(),
+                            message: format!("the put task failed: {e}"),
+                            retryable: false,
+                        };
+                        self.answered(queue, Err(failure));
+                    }
+                }
                 Event::Refreshed(refreshed) => {
                     self.refreshing = None;
                     match refreshed {
@@ -196,7 +214,7 @@ impl Batcher {
     }
 
     fn accept(&mut self, p: Pending) {
-        self.last_serial = p.serial;
+        self.last_serial = self.last_serial.max(p.serial);
         self.outstanding.insert(p.serial);
         let q = self.queue_for(p.hash);
         let queue = &mut self.queues[q];
@@ -286,8 +304,10 @@ impl Batcher {
         self.queues[q].in_flight = Some(entries);
         let transport = self.transport.clone();
         let stream = self.config.stream.clone();
-        self.in_flight
+        let task = self
+            .in_flight
             .spawn(async move { (q, transport.put(&stream, &wire).await) });
+        self.task_queue.insert(task.id(), q);
     }
 
     fn take_batch(&mut self, q: usize) -> Vec<Entry> {
