@@ -30,6 +30,9 @@ use crate::kpl::{partition_key_hash, Aggregator};
 /// Bytes an aggregate's explicit hash key adds to a batch, at most (39 decimal digits).
 const AGGREGATE_HASH_KEY_BYTES: usize = 39;
 
+/// Most commands taken from the handle before the queues are looked at again.
+const COMMANDS_PER_PASS: usize = 4096;
+
 /// Least time between two ListShards calls of the shard map.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -174,9 +177,16 @@ impl Batcher {
                 }
             };
             match event {
-                Event::Command(Some(Command::Put(p))) => self.accept(p),
-                Event::Command(Some(Command::Flush(tx))) => {
-                    self.flushes.push((self.last_serial, tx))
+                Event::Command(Some(command)) => {
+                    self.command(command);
+                    // Take what else is waiting before batching: one pass per burst, not
+                    // per record.
+                    for _ in 0..COMMANDS_PER_PASS {
+                        match commands.try_recv() {
+                            Ok(command) => self.command(command),
+                            Err(_) => break,
+                        }
+                    }
                 }
                 Event::Command(None) => self.closing = true,
                 Event::Answer(Ok((id, (queue, result)))) => {
@@ -210,6 +220,13 @@ impl Batcher {
             }
             self.maybe_refresh();
             self.resolve_flushes();
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Put(p) => self.accept(p),
+            Command::Flush(tx) => self.flushes.push((self.last_serial, tx)),
         }
     }
 
@@ -363,7 +380,8 @@ impl Batcher {
                 }
                 None => {
                     let added = if aggregable {
-                        size + AGGREGATE_HASH_KEY_BYTES
+                        Aggregator::new(agg_max).size_with(&p.partition_key, ehk, p.data.len())
+                            + AGGREGATE_HASH_KEY_BYTES
                     } else {
                         size
                     };
