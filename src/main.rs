@@ -45,6 +45,9 @@ enum Command {
     Tail(cli::TailArgs),
     /// Run a consumer worker (KCL leases) with a MultiLangDaemon record processor per shard.
     Consume(cli::ConsumeArgs),
+    /// Measure a Kinesis endpoint (or the native protocol): produce, consume, end-to-end,
+    /// replay; optionally against a second endpoint.
+    Bench(cli::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -156,6 +159,7 @@ fn run() -> anyhow::Result<()> {
         Command::Put(args) => cli::put(args),
         Command::Tail(args) => cli::tail(args),
         Command::Consume(args) => cli::consume(args),
+        Command::Bench(args) => cli::bench::bench(args),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`mod@produce`]: `put --aggregate`/`--native`: stdin lines through the producer library
 //!   (KPL aggregation, the native protocol).
 //! - [`mod@tail`]: GetRecords over every shard, following resharding into child shards.
+//! - [`mod@bench`]: `shardline bench`, the load generator (HTTP API or native protocol).
 //! - [`mod@consume`]: a KCL-style worker running a MultiLangDaemon record processor per
 //!   shard; [`multilang`] is the protocol's codec.
 //!
@@ -16,6 +17,7 @@
 //! a time, and output stays in the order the calls return. `consume` runs shards
 //! concurrently on a multi-threaded one.
 
+pub mod bench;
 mod consume;
 mod multilang;
 mod produce;

@@ -108,10 +108,16 @@ class Server:
         return self
 
     def _read_ready_line(self) -> str:
+        self._stdout_rest = b""
+        return self.read_stdout_line()
+
+    def read_stdout_line(self) -> str:
+        """The next line the server prints on stdout (e.g. `native listening on ADDR`
+        after the ready line, with `--native-listen`)."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + START_TIMEOUT_SECS
-        buf = b""
+        buf = getattr(self, "_stdout_rest", b"")
         while b"\n" not in buf:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -132,7 +138,8 @@ class Server:
                     f"stderr:\n{self.stderr_tail()}"
                 )
             buf += chunk
-        return buf.split(b"\n", 1)[0].decode()
+        line, self._stdout_rest = buf.split(b"\n", 1)
+        return line.decode()
 
     def stop(self) -> int:
         """SIGTERM, wait, and return the exit code."""
