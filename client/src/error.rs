@@ -82,6 +82,20 @@ pub enum Error {
     /// The worker's configuration is unusable.
     #[error("invalid configuration: {detail}")]
     Config { detail: String },
+    /// The producer gave up on a record: its last failure (a non-retryable error, or the
+    /// attempts ran out).
+    #[error("record not written after {attempts} attempt(s): {code}{}{message}", if message.is_empty() { "" } else { ": " })]
+    RecordFailed {
+        code: String,
+        message: String,
+        attempts: u32,
+    },
+    /// A record the service would refuse (key or size out of bounds), refused before sending.
+    #[error("invalid record: {detail}")]
+    InvalidRecord { detail: String },
+    /// The producer was closed (or its task is gone) before the record was resolved.
+    #[error("the producer is closed")]
+    ProducerClosed,
 }
 
 impl Error {
@@ -112,7 +126,10 @@ impl Error {
             | Error::CheckpointerClosed { .. }
             | Error::ShardEndNotCheckpointed { .. }
             | Error::Processor { .. }
-            | Error::Config { .. } => false,
+            | Error::Config { .. }
+            | Error::RecordFailed { .. }
+            | Error::InvalidRecord { .. }
+            | Error::ProducerClosed => false,
         }
     }
 

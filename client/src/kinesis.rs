@@ -41,6 +41,28 @@ pub struct Shard {
     pub parent_shard_id: Option<String>,
     #[serde(default)]
     pub adjacent_parent_shard_id: Option<String>,
+    /// Absent only from servers that leave it out; the producer's shard map needs it.
+    #[serde(default)]
+    pub hash_key_range: Option<HashKeyRange>,
+    #[serde(default)]
+    pub sequence_number_range: Option<SequenceNumberRange>,
+}
+
+/// A shard's hash keys, decimal, inclusive at both ends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HashKeyRange {
+    pub starting_hash_key: String,
+    pub ending_hash_key: String,
+}
+
+/// A shard's sequence numbers; `ending_sequence_number` is set once the shard is closed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SequenceNumberRange {
+    pub starting_sequence_number: String,
+    #[serde(default)]
+    pub ending_sequence_number: Option<String>,
 }
 
 /// One GetRecords answer.

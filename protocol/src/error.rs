@@ -51,6 +51,10 @@ pub enum Error {
     /// A record sets both the binary and the decimal explicit hash key.
     #[error("record {index} sets both explicit_hash_key and explicit_hash_key_decimal")]
     ConflictingHashKeys { index: usize },
+
+    /// Not a sequence number of the 56-digit layout ([`crate::seqno`]).
+    #[error("not a sequence number: {reason}")]
+    InvalidSequenceNumber { reason: String },
 }
 
 impl Error {
@@ -65,7 +69,9 @@ impl Error {
             Error::ReservedNotZero { .. }
             | Error::InvalidPayload { .. }
             | Error::InvalidField { .. } => ErrorCode::MalformedFrame,
-            Error::ConflictingHashKeys { .. } => ErrorCode::InvalidArgument,
+            Error::ConflictingHashKeys { .. } | Error::InvalidSequenceNumber { .. } => {
+                ErrorCode::InvalidArgument
+            }
         }
     }
 }

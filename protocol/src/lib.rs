@@ -12,7 +12,9 @@
 //!   (`Err`).
 //! - [`hello`]: Hello and HelloAck, the handshake.
 //! - [`batch`]: PutBatch, its builder and its borrowed view.
-//! - [`result`]: PutResult, its builder and its borrowed view; sequence number parts.
+//! - [`result`]: PutResult, its builder and its borrowed view.
+//! - [`seqno`]: sequence number parts and their 56-digit decimal layout (shared with the
+//!   engine).
 //! - [`error_frame`]: the Error frame and the [`ErrorCode`]s.
 //! - [`error`]: the crate's one error type.
 //!
@@ -29,6 +31,7 @@ pub mod error_frame;
 pub mod frame;
 pub mod hello;
 pub mod result;
+pub mod seqno;
 
 // flatc output (do not edit): regenerate with `scripts/gen-native-flatbuffers` from
 // `protocol/schema/native.fbs`. Generated accessors use `unsafe` internally, sound only on

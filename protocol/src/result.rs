@@ -3,29 +3,17 @@
 //! Sequence numbers travel as their parts, not as 56-digit strings: one `ShardStamp`
 //! per shard of the batch (shard, epoch, arrival time, which its records share) and a
 //! 16-byte `RecordSequence` per record (the per-shard counter and the stamp's index).
-//! [`SequenceParts`] holds the four fields of the engine's `SequenceNumber`; rendering the
-//! decimal form is described in `docs/formats/native.md`.
+//! [`SequenceParts`] holds the four fields of the engine's `SequenceNumber`; its `Display`
+//! ([`crate::seqno`]) renders the 56-digit decimal form GetRecords returns.
 
 use crate::error::Error;
 use crate::error_frame::{bounded, ErrorCode};
 use crate::fb;
 use crate::frame::{frame_bytes, FrameType, RequestId};
+pub use crate::seqno::SequenceParts;
 
 /// `RecordSequence.stamp` of a record that was not written.
 pub const FAILED_STAMP: u32 = u32::MAX;
-
-/// The fields of a written record's sequence number (the engine's `SequenceNumber`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SequenceParts {
-    /// The shard index: `shardId-000000000007` is 7.
-    pub shard: u32,
-    /// The shard's sequence epoch, in seconds.
-    pub epoch_secs: u64,
-    /// The per-shard counter: the record's offset in the shard.
-    pub counter: u64,
-    /// The arrival time field, in seconds.
-    pub arrival_secs: u64,
-}
 
 /// One record's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

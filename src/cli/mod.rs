@@ -6,6 +6,8 @@
 //! - The endpoint, its calls and SigV4 signing are [`shardline_client`]'s.
 //! - [`mod@streams`]: `streams create|list|describe|delete`.
 //! - [`mod@put`]: stdin lines to PutRecords batches, with retries of failed entries.
+//! - [`mod@produce`]: `put --aggregate`/`--native`: stdin lines through the producer library
+//!   (KPL aggregation, the native protocol).
 //! - [`mod@tail`]: GetRecords over every shard, following resharding into child shards.
 //! - [`mod@bench`]: `shardline bench`, the load generator (HTTP API or native protocol).
 //! - [`mod@consume`]: a KCL-style worker running a MultiLangDaemon record processor per
@@ -18,6 +20,7 @@
 pub mod bench;
 mod consume;
 mod multilang;
+mod produce;
 mod put;
 mod streams;
 mod tail;
@@ -84,6 +87,14 @@ pub struct PutArgs {
     /// the shards).
     #[arg(long, value_name = "KEY", value_parser = parse_partition_key)]
     partition_key: Option<String>,
+    /// Send through the producer library and KPL-aggregate the records (any KCL consumer,
+    /// `shardline tail` and `shardline consume` de-aggregate them).
+    #[arg(long)]
+    aggregate: bool,
+    /// Send through the producer library over the native protocol at ADDR (`host:port` of
+    /// `serve --native-listen`); the shard map still comes from --endpoint.
+    #[arg(long, value_name = "ADDR")]
+    native: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -102,7 +113,8 @@ pub struct TailArgs {
     #[arg(long, overrides_with = "follow")]
     no_follow: bool,
     /// One JSON object per record: shard, sequence_number, partition_key, timestamp, data,
-    /// encoding (`utf-8`, or `base64` for data that is not valid UTF-8).
+    /// encoding (`utf-8`, or `base64` for data that is not valid UTF-8). KPL aggregates print
+    /// one object per user record, with sub_sequence_number.
     #[arg(long)]
     json: bool,
 }
@@ -205,6 +217,14 @@ pub fn streams(args: StreamsArgs) -> anyhow::Result<()> {
 /// A server error that retrying cannot fix, or records that could not be written.
 pub fn put(args: PutArgs) -> anyhow::Result<()> {
     let client = Client::new(args.connection.endpoint.as_deref())?;
+    if args.aggregate || args.native.is_some() {
+        let options = produce::Options {
+            partition_key: args.partition_key,
+            aggregate: args.aggregate,
+            native: args.native,
+        };
+        return block_on(produce::run(&client, &args.stream, options));
+    }
     block_on(put::run(&client, &args.stream, args.partition_key))
 }
 

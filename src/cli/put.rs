@@ -40,7 +40,7 @@ const MAX_ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Lines read ahead of the batches being written.
-const LINE_QUEUE: usize = 4096;
+pub(super) const LINE_QUEUE: usize = 4096;
 
 /// One record ready to send.
 struct Entry {
@@ -279,7 +279,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Reads stdin line by line into `tx` until end of file, a read error, or `tx` closing.
-fn read_lines(tx: &mpsc::Sender<std::io::Result<Vec<u8>>>) {
+pub(super) fn read_lines(tx: &mpsc::Sender<std::io::Result<Vec<u8>>>) {
     let mut stdin = std::io::stdin().lock();
     loop {
         let mut line = Vec::new();

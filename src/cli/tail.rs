@@ -9,6 +9,12 @@
 //! never existed) and reaches the rest through `ChildShards`; `--from latest` starts at the
 //! open shards and ignores the closed ones.
 //!
+//! # KPL aggregates
+//!
+//! A record in the KPL aggregated format prints as its user records, one line each, with
+//! their own partition keys; `--json` lines then carry `sub_sequence_number`. A malformed
+//! aggregate prints as stored.
+//!
 //! # Polling
 //!
 //! One GetRecords call per shard per round, one round after the other. A round in which no
@@ -28,7 +34,7 @@ use serde_json::json;
 
 use super::streams::{self, Shard};
 use super::Position;
-use shardline_client::{Client, Error as CallError};
+use shardline_client::{kpl, Client, Error as CallError};
 
 /// The pause after a round without records.
 const IDLE_BACKOFF: Duration = Duration::from_millis(200);
@@ -395,6 +401,9 @@ fn is_throttled(e: &CallError) -> bool {
 struct JsonRecord<'a> {
     shard: &'a str,
     sequence_number: &'a str,
+    /// The user record's index inside a KPL aggregate; absent for plain records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_sequence_number: Option<u64>,
     partition_key: &'a str,
     /// ApproximateArrivalTimestamp as RFC 3339 (UTC, milliseconds).
     timestamp: Option<String>,
@@ -410,13 +419,37 @@ struct Output {
 }
 
 impl Output {
+    /// Prints a stored record, or each user record of a KPL aggregate.
     fn record(&mut self, shard: &str, r: &Record) -> std::io::Result<()> {
-        let (data, encoding) = decode_data(&r.data);
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&r.data) else {
+            return self.line(shard, r, None, &r.partition_key, (r.data.clone(), "base64"));
+        };
+        match kpl::deaggregate(&bytes) {
+            Some(users) => {
+                for (sub, user) in (0..).zip(users) {
+                    let data = printable(user.data);
+                    self.line(shard, r, Some(sub), &user.partition_key, data)?;
+                }
+                Ok(())
+            }
+            None => self.line(shard, r, None, &r.partition_key, printable(bytes)),
+        }
+    }
+
+    fn line(
+        &mut self,
+        shard: &str,
+        r: &Record,
+        sub_sequence_number: Option<u64>,
+        partition_key: &str,
+        (data, encoding): (String, &'static str),
+    ) -> std::io::Result<()> {
         if self.json {
             let line = JsonRecord {
                 shard,
                 sequence_number: &r.sequence_number,
-                partition_key: &r.partition_key,
+                sub_sequence_number,
+                partition_key,
                 timestamp: r
                     .approximate_arrival_timestamp
                     .and_then(streams::format_timestamp),
@@ -432,14 +465,14 @@ impl Output {
     }
 }
 
-/// A record's data as text when it is UTF-8, else as the base64 the server sent.
-fn decode_data(base64_data: &str) -> (String, &'static str) {
-    match base64::engine::general_purpose::STANDARD.decode(base64_data) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => (text, "utf-8"),
-            Err(_) => (base64_data.to_string(), "base64"),
-        },
-        Err(_) => (base64_data.to_string(), "base64"),
+/// Data as text when it is UTF-8, else as base64.
+fn printable(bytes: Vec<u8>) -> (String, &'static str) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, "utf-8"),
+        Err(e) => (
+            base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
+            "base64",
+        ),
     }
 }
 
@@ -449,8 +482,8 @@ mod tests {
 
     #[test]
     fn data_prints_as_text_when_utf8_else_base64() {
-        assert_eq!(decode_data("aMOpbGxv"), ("héllo".to_string(), "utf-8"));
-        assert_eq!(decode_data("/wA="), ("/wA=".to_string(), "base64"));
+        assert_eq!(printable("héllo".into()), ("héllo".to_string(), "utf-8"));
+        assert_eq!(printable(vec![0xff, 0]), ("/wA=".to_string(), "base64"));
     }
 
     #[test]

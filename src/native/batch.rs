@@ -148,7 +148,7 @@ async fn put(
             },
         };
         match outcome {
-            Ok(r) => out.push_written(sequence_parts(r)),
+            Ok(r) => out.push_written(SequenceParts::from(r.sequence_number)),
             Err(e) => {
                 let (code, message) = wire_error(e);
                 out.push_failed(code, &message);
@@ -171,16 +171,6 @@ fn explicit_hash_key(r: &shardline_protocol::RecordView<'_>) -> Result<Option<Ha
         Some(ExplicitHashKey::Decimal(s)) => HashKey::parse(s)
             .map(Some)
             .map_err(|e| ApiError::InvalidArgument(e.to_string())),
-    }
-}
-
-fn sequence_parts(r: &PutResult) -> SequenceParts {
-    let s = &r.sequence_number;
-    SequenceParts {
-        shard: s.shard.0,
-        epoch_secs: s.epoch_secs,
-        counter: s.counter,
-        arrival_secs: s.arrival_secs,
     }
 }
 

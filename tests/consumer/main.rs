@@ -8,6 +8,10 @@
 )]
 mod harness;
 
+// `cfg(test)` tells clippy that the module's helpers are test code (`allow-unwrap-in-tests`).
+#[cfg(test)]
+mod aggregated;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -28,7 +32,7 @@ fn records(prefix: &str, n: usize, keys: usize) -> Vec<(String, String)> {
 }
 
 /// Runs a worker until the returned sender fires (or is dropped); the handle gives its result.
-fn spawn_worker<F: shardline_client::consumer::ProcessorFactory>(
+pub(crate) fn spawn_worker<F: shardline_client::consumer::ProcessorFactory>(
     worker: Worker<F>,
 ) -> (
     oneshot::Sender<()>,

@@ -93,7 +93,7 @@ class Processor:
                     self.last_seq = record["sequenceNumber"]
                     self.since_checkpoint += 1
                     self.log(event="record", seq=self.last_seq, data=data,
-                             key=record["partitionKey"])
+                             key=record["partitionKey"], sub=record.get("subSequenceNumber"))
                 if self.probe_errors and self.batches == 1:
                     self.checkpoint("9" * 70, "probe-beyond")
                 if self.since_checkpoint >= self.checkpoint_every:

@@ -1,17 +1,20 @@
 //! What a record processor receives: records with an extended sequence number (sequence
 //! number + sub-sequence number), and how extended sequence numbers compare.
 //!
-//! # The KPL seam
+//! # KPL aggregates
 //!
-//! Every record carries a `sub_sequence_number`. Today it is always 0: records are delivered
-//! as stored. De-aggregating KPL records (reference section 8) will turn one stored record
-//! into several [`Record`]s sharing the sequence number with sub-sequence numbers 0, 1, ...,
-//! without changing the processor or checkpointer interfaces.
+//! [`user_records`] de-aggregates: a stored record in the KPL aggregated format (reference
+//! section 8, [`crate::kpl`]) becomes one [`Record`] per user record, sharing the stored
+//! record's sequence number and arrival time, with sub-sequence numbers 0, 1, ... and their
+//! own partition keys. Any other record (including a malformed aggregate) is one [`Record`]
+//! with sub-sequence number 0. Checkpoints carry the sub-sequence number, so a consumer
+//! restarted inside an aggregate skips the user records it had processed.
 
 use std::cmp::Ordering;
 
 use crate::error::Error;
 use crate::kinesis::WireRecord;
+use crate::kpl;
 use crate::leases::{AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON};
 
 /// One record given to a record processor.
@@ -26,23 +29,46 @@ pub struct Record {
     pub approximate_arrival_timestamp_ms: Option<i64>,
 }
 
-impl Record {
-    /// A plain (not aggregated) record from the wire.
-    ///
-    /// # Errors
-    /// [`Error::BadResponse`] when its data is not base64.
-    pub fn from_wire(wire: &WireRecord) -> Result<Record, Error> {
-        Ok(Record {
-            data: wire.decode_data()?,
-            partition_key: wire.partition_key.clone(),
-            sequence_number: wire.sequence_number.clone(),
-            sub_sequence_number: 0,
-            approximate_arrival_timestamp_ms: wire
-                .approximate_arrival_timestamp
-                .map(|secs| (secs * 1000.0).round() as i64),
-        })
-    }
+/// The user records of a stored record: its KPL user records if it is an aggregate, else
+/// the record itself.
+///
+/// # Errors
+/// [`Error::BadResponse`] when its data is not base64.
+pub fn user_records(wire: &WireRecord) -> Result<Vec<Record>, Error> {
+    let data = wire.decode_data()?;
+    let arrival_ms = wire
+        .approximate_arrival_timestamp
+        .map(|secs| (secs * 1000.0).round() as i64);
+    let record = |data, partition_key, sub_sequence_number| Record {
+        data,
+        partition_key,
+        sequence_number: wire.sequence_number.clone(),
+        sub_sequence_number,
+        approximate_arrival_timestamp_ms: arrival_ms,
+    };
+    Ok(match kpl::deaggregate(&data) {
+        Some(users) => users
+            .into_iter()
+            .zip(0..)
+            .map(|(u, sub)| record(u.data, u.partition_key, sub))
+            .collect(),
+        None => vec![record(data, wire.partition_key.clone(), 0)],
+    })
+}
 
+/// The user records of a run of stored records, in order.
+///
+/// # Errors
+/// As [`user_records`].
+pub fn user_records_of(wires: &[WireRecord]) -> Result<Vec<Record>, Error> {
+    let mut out = Vec::with_capacity(wires.len());
+    for wire in wires {
+        out.extend(user_records(wire)?);
+    }
+    Ok(out)
+}
+
+impl Record {
     /// Where this record is in its shard.
     pub fn position(&self) -> ExtendedSequenceNumber {
         ExtendedSequenceNumber::new(&self.sequence_number, self.sub_sequence_number)

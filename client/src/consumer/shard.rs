@@ -98,6 +98,9 @@ impl<P: RecordProcessor> ShardConsumer<P> {
                 })
             }
         };
+        // Reading restarts at the checkpointed record: drop what was processed until the
+        // first record after it.
+        let mut resume_after = (!start.is_sentinel()).then(|| start.clone());
         loop {
             let signal = *self.signal.borrow_and_update();
             match signal {
@@ -112,9 +115,16 @@ impl<P: RecordProcessor> ShardConsumer<P> {
             };
             match batch {
                 Ok(Batch::Records {
-                    records,
+                    mut records,
                     millis_behind_latest,
                 }) => {
+                    if let Some(checkpoint) = &resume_after {
+                        records.retain(|r| !fetch::already_processed(r, checkpoint));
+                        if records.is_empty() {
+                            continue;
+                        }
+                        resume_after = None;
+                    }
                     if let Some(last) = records.last() {
                         checkpointer.set_last_delivered(last.position());
                     }

@@ -29,7 +29,7 @@ use crate::http::{Client, KINESIS_TARGET};
 use crate::kinesis::{ChildShard, IteratorStart, WireRecord};
 
 use super::Batch;
-use crate::consumer::record::Record;
+use crate::consumer::record::user_records_of;
 
 /// The pause between subscriptions of one shard.
 pub const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(1);
@@ -360,11 +360,7 @@ impl FanOutFetcher {
                 Ok(())
             }
             Frame::Event(event) => {
-                let records = event
-                    .records
-                    .iter()
-                    .map(Record::from_wire)
-                    .collect::<Result<Vec<_>, _>>()?;
+                let records = user_records_of(&event.records)?;
                 match event.continuation_sequence_number {
                     Some(next) => {
                         self.start = IteratorStart::AfterSequenceNumber(next);

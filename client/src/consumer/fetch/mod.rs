@@ -39,8 +39,11 @@ impl Fetcher {
 
 /// Where to start reading after `checkpoint`, or `None` for `SHARD_END` (nothing left).
 ///
-/// A sequence number resumes after it, unless its sub-sequence number is not 0: then the
-/// aggregated record it names was only partly processed and is read again (`AT`).
+/// A sequence number resumes `AT` it, as the KCL does: the record it names may be a KPL
+/// aggregate whose later user records were not processed yet. The shard consumer then drops
+/// the user records at or before the checkpoint ([`already_processed`]), so a plain record is
+/// not delivered twice and a partly processed aggregate resumes after its last
+/// checkpointed user record.
 /// `at_timestamp_ms` is the table's initial timestamp, for the `AT_TIMESTAMP` sentinel.
 pub fn start_after(
     checkpoint: &ExtendedSequenceNumber,
@@ -54,11 +57,14 @@ pub fn start_after(
             None => IteratorStart::TrimHorizon,
         },
         SHARD_END => return None,
-        seq if checkpoint.sub_sequence_number > 0 => {
-            IteratorStart::AtSequenceNumber(seq.to_string())
-        }
-        seq => IteratorStart::AfterSequenceNumber(seq.to_string()),
+        seq => IteratorStart::AtSequenceNumber(seq.to_string()),
     })
+}
+
+/// Whether `record` is at or before `checkpoint` and so was processed before the restart
+/// that read it again (see [`start_after`]).
+pub fn already_processed(record: &Record, checkpoint: &ExtendedSequenceNumber) -> bool {
+    !checkpoint.is_sentinel() && record.position() <= *checkpoint
 }
 
 #[cfg(test)]
@@ -83,11 +89,33 @@ mod tests {
         assert_eq!(start_after(&e(SHARD_END, 0), None), None);
         assert_eq!(
             start_after(&e("42", 0), None),
-            Some(IteratorStart::AfterSequenceNumber("42".into()))
+            Some(IteratorStart::AtSequenceNumber("42".into()))
         );
         assert_eq!(
             start_after(&e("42", 3), None),
             Some(IteratorStart::AtSequenceNumber("42".into()))
         );
+    }
+
+    #[test]
+    fn records_up_to_the_checkpoint_were_processed() {
+        let record = |seq: &str, sub| Record {
+            data: Vec::new(),
+            partition_key: "k".into(),
+            sequence_number: seq.into(),
+            sub_sequence_number: sub,
+            approximate_arrival_timestamp_ms: None,
+        };
+        let checkpoint = ExtendedSequenceNumber::new("42", 2);
+        assert!(already_processed(&record("42", 0), &checkpoint));
+        assert!(already_processed(&record("42", 2), &checkpoint));
+        assert!(!already_processed(&record("42", 3), &checkpoint));
+        assert!(!already_processed(&record("43", 0), &checkpoint));
+        assert!(already_processed(&record("41", 9), &checkpoint));
+        let plain = ExtendedSequenceNumber::new("42", 0);
+        assert!(already_processed(&record("42", 0), &plain));
+        assert!(!already_processed(&record("42", 1), &plain));
+        let horizon = ExtendedSequenceNumber::new(TRIM_HORIZON, 0);
+        assert!(!already_processed(&record("1", 0), &horizon));
     }
 }

@@ -19,7 +19,7 @@ use crate::http::Client;
 use crate::kinesis::{self, ChildShard, IteratorStart};
 
 use super::Batch;
-use crate::consumer::record::Record;
+use crate::consumer::record::user_records_of;
 
 /// The first pause after throttling or a transport failure.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -115,11 +115,7 @@ impl PollingFetcher {
             }
         };
         self.backoff = MIN_BACKOFF;
-        let records = out
-            .records
-            .iter()
-            .map(Record::from_wire)
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = user_records_of(&out.records)?;
         if let Some(last) = records.last() {
             self.start = IteratorStart::AfterSequenceNumber(last.sequence_number.clone());
         }
