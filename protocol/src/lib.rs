@@ -13,6 +13,8 @@
 //! - [`hello`]: Hello and HelloAck, the handshake.
 //! - [`batch`]: PutBatch, its builder and its borrowed view.
 //! - [`result`]: PutResult, its builder and its borrowed view; sequence number parts.
+//! - [`read`]: Read, a client's request for one shard's records (protocol version 2).
+//! - [`records`]: Records, the answer to a Read, and its checked view.
 //! - [`error_frame`]: the Error frame and the [`ErrorCode`]s.
 //! - [`error`]: the crate's one error type.
 //!
@@ -28,6 +30,8 @@ pub mod error;
 pub mod error_frame;
 pub mod frame;
 pub mod hello;
+pub mod read;
+pub mod records;
 pub mod result;
 
 // flatc output (do not edit): regenerate with `scripts/gen-native-flatbuffers` from
@@ -47,6 +51,8 @@ pub use error::Error;
 pub use error_frame::{ErrorCode, ErrorFrame};
 pub use frame::{FrameHeader, FrameType, RequestId};
 pub use hello::{Hello, HelloAck};
+pub use read::{Read, ReadPosition};
+pub use records::{ReadRecord, RecordsBuilder, RecordsHead, RecordsView};
 pub use result::{PutResultBuilder, PutResultView, RecordOutcome, SequenceParts};
 
 use native_generated::shardline::native as fb;
