@@ -171,6 +171,10 @@ fn raw_read(payload: &[u8]) -> Vec<u8> {
     f
 }
 
+/// A case's name, what it sends before (`None`: a version 2 Hello; empty: nothing; else
+/// these bytes and a HelloAck), the bytes, and the code the server closes with.
+type MalformedCase = (&'static str, Option<Vec<u8>>, Vec<u8>, ErrorCode);
+
 /// Malformed Read frames, Reads the connection may not send, and a client sending a
 /// Records frame each close the connection with the documented code.
 #[tokio::test]
@@ -196,7 +200,7 @@ async fn malformed_read_frames_close_the_connection() {
         client: "v1",
     }
     .encode();
-    let cases: Vec<(&str, Option<Vec<u8>>, Vec<u8>, ErrorCode)> = vec![
+    let cases: Vec<MalformedCase> = vec![
         (
             "short payload",
             None,
