@@ -1,8 +1,8 @@
-//! Wire codec of Shardline's native ingest protocol, shared by the server and producers.
+//! Wire codec of Shardline's native protocol, shared by the server, producers and readers.
 //!
 //! The protocol is described in `docs/formats/native.md`: length-prefixed frames over one TCP
-//! connection, each an 8-byte little-endian header and a flatbuffer payload
-//! (`protocol/schema/native.fbs`). This crate turns bytes into frames and frames into bytes;
+//! connection, each an 8-byte little-endian header and a payload: a flatbuffer
+//! (`protocol/schema/native.fbs`), or for Read and Records a fixed little-endian layout. This crate turns bytes into frames and frames into bytes;
 //! it does no I/O and knows nothing of the engine.
 //!
 //! # Layout
@@ -20,8 +20,10 @@
 //!
 //! # Invariants
 //!
-//! - Decoding never panics, whatever the bytes: every payload passes the flatbuffers
-//!   verifier before any field is read, and views check cross-references up front.
+//! - Decoding never panics, whatever the bytes: every flatbuffers payload passes the
+//!   verifier before any field is read, the fixed-layout Read and Records payloads are
+//!   checked field by field with bounds-checked reads, and views check cross-references
+//!   (and, for Records, every record's bounds) up front.
 //! - Every builder produces a whole frame (header included) that its own view accepts.
 
 pub mod batch;

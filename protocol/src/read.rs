@@ -139,8 +139,7 @@ impl<'a> Read<'a> {
     /// The whole frame, header included.
     ///
     /// # Panics
-    /// If the stream name is longer than `u16::MAX` bytes or the position's kind is an
-    /// unknown wire value above 255 (impossible: it is a `u8`); callers send names of at most
+    /// If the stream name is longer than `u16::MAX` bytes; stream names have at most
     /// [`MAX_STREAM_NAME_BYTES`].
     pub fn encode(&self) -> Vec<u8> {
         let (kind, epoch, value) = match self.position {

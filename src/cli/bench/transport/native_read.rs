@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use bytes::BytesMut;
 use shardline_engine::ShardId;
-use shardline_protocol::error_frame::code_name;
+use shardline_protocol::error_frame::{code_name, is_retryable};
 use shardline_protocol::frame::{FrameType, RequestId, PROTOCOL_VERSION, READ_PROTOCOL_VERSION};
 use shardline_protocol::read::{MAX_READ_BYTES, MAX_READ_RECORDS};
 use shardline_protocol::records::MAX_RECORDS_FRAME_BYTES;
@@ -26,6 +26,8 @@ use super::native::read_frame;
 
 /// Largest frame read before HelloAck says the server's limit.
 const HELLO_ACK_MAX_BYTES: usize = 64 << 10;
+/// Pause before a Read that failed with a retryable code is sent again.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One shard being replayed.
 struct Cursor {
@@ -129,9 +131,18 @@ pub async fn replay(
                         e.message
                     );
                 }
-                // A failed read ends its shard's replay; the error is counted.
-                pending.remove(&e.request_id.0);
                 stats.error(&code_name(e.code), 1);
+                let cursor = pending.remove(&e.request_id.0);
+                // Throttling and internal failures are retried after a pause (which holds
+                // up this connection's other shards too); other errors end the shard's
+                // replay.
+                if let Some(mut cursor) = cursor.filter(|_| is_retryable(e.code)) {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    cursor.sent = Instant::now();
+                    next_id += 1;
+                    socket.write_all(&read_frame_for(next_id, &cursor)).await?;
+                    pending.insert(next_id, cursor);
+                }
             }
             other => bail!("unexpected {other} frame from the server"),
         }
