@@ -188,6 +188,15 @@ impl ReadBatch {
     /// (`docs/formats/segment.md`, "Record"). The native read path sends these bytes as
     /// they are.
     pub fn record_span(&self) -> (Offset, u64, Bytes) {
+        let ts = self.header.first_timestamp_ms;
+        if self.skip == 0 && self.take == self.header.record_count {
+            // The whole batch: its record area, with no walk (the read checked its bounds).
+            return (
+                self.header.base_offset,
+                ts,
+                self.bytes.slice(batch::HEADER_LEN..),
+            );
+        }
         let base = self.bytes.as_ptr() as usize;
         let mut first = None;
         let mut start = batch::HEADER_LEN;
