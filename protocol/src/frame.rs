@@ -21,8 +21,11 @@ pub const HEADER_LEN: usize = RESERVED_OFFSET + size_of::<u16>();
 pub const FRAME_VERSION: u8 = 1;
 
 /// The highest protocol version (the message set, negotiated by Hello/HelloAck) this codec
-/// speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// speaks. Version 2 adds Read and Records ([`crate::read`], [`crate::records`]).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The first protocol version with Read and Records frames.
+pub const READ_PROTOCOL_VERSION: u16 = 2;
 
 /// Default and largest frame a server accepts from a client, header included: room for one
 /// record of the largest size a stream allows (10 MiB, `IncreaseStreamMaxRecordSize`) plus
@@ -68,6 +71,10 @@ pub enum FrameType {
     PutResult = 4,
     /// Server -> client, a failed batch or connection.
     Error = 5,
+    /// Client -> server, a read of one shard (protocol version 2).
+    Read = 6,
+    /// Server -> client, the records a Read asked for (protocol version 2).
+    Records = 7,
 }
 
 impl FrameType {
@@ -79,6 +86,8 @@ impl FrameType {
             3 => FrameType::PutBatch,
             4 => FrameType::PutResult,
             5 => FrameType::Error,
+            6 => FrameType::Read,
+            7 => FrameType::Records,
             _ => return None,
         })
     }
@@ -86,8 +95,10 @@ impl FrameType {
     /// Whether clients send this frame type (servers send the others).
     pub fn is_from_client(self) -> bool {
         match self {
-            FrameType::Hello | FrameType::PutBatch => true,
-            FrameType::HelloAck | FrameType::PutResult | FrameType::Error => false,
+            FrameType::Hello | FrameType::PutBatch | FrameType::Read => true,
+            FrameType::HelloAck | FrameType::PutResult | FrameType::Error | FrameType::Records => {
+                false
+            }
         }
     }
 }
@@ -100,6 +111,8 @@ impl fmt::Display for FrameType {
             FrameType::PutBatch => "PutBatch",
             FrameType::PutResult => "PutResult",
             FrameType::Error => "Error",
+            FrameType::Read => "Read",
+            FrameType::Records => "Records",
         })
     }
 }

@@ -1,8 +1,8 @@
-//! Wire codec of Shardline's native ingest protocol, shared by the server and producers.
+//! Wire codec of Shardline's native protocol, shared by the server, producers and readers.
 //!
 //! The protocol is described in `docs/formats/native.md`: length-prefixed frames over one TCP
-//! connection, each an 8-byte little-endian header and a flatbuffer payload
-//! (`protocol/schema/native.fbs`). This crate turns bytes into frames and frames into bytes;
+//! connection, each an 8-byte little-endian header and a payload: a flatbuffer
+//! (`protocol/schema/native.fbs`), or for Read and Records a fixed little-endian layout. This crate turns bytes into frames and frames into bytes;
 //! it does no I/O and knows nothing of the engine.
 //!
 //! # Layout
@@ -15,13 +15,17 @@
 //! - [`result`]: PutResult, its builder and its borrowed view.
 //! - [`seqno`]: sequence number parts and their 56-digit decimal layout (shared with the
 //!   engine).
+//! - [`read`]: Read, a client's request for one shard's records (protocol version 2).
+//! - [`records`]: Records, the answer to a Read, and its checked view.
 //! - [`error_frame`]: the Error frame and the [`ErrorCode`]s.
 //! - [`error`]: the crate's one error type.
 //!
 //! # Invariants
 //!
-//! - Decoding never panics, whatever the bytes: every payload passes the flatbuffers
-//!   verifier before any field is read, and views check cross-references up front.
+//! - Decoding never panics, whatever the bytes: every flatbuffers payload passes the
+//!   verifier before any field is read, the fixed-layout Read and Records payloads are
+//!   checked field by field with bounds-checked reads, and views check cross-references
+//!   (and, for Records, every record's bounds) up front.
 //! - Every builder produces a whole frame (header included) that its own view accepts.
 
 pub mod batch;
@@ -30,6 +34,8 @@ pub mod error;
 pub mod error_frame;
 pub mod frame;
 pub mod hello;
+pub mod read;
+pub mod records;
 pub mod result;
 pub mod seqno;
 
@@ -50,6 +56,8 @@ pub use error::Error;
 pub use error_frame::{ErrorCode, ErrorFrame};
 pub use frame::{FrameHeader, FrameType, RequestId};
 pub use hello::{Hello, HelloAck};
+pub use read::{Read, ReadPosition};
+pub use records::{ReadRecord, RecordsBuilder, RecordsHead, RecordsView};
 pub use result::{PutResultBuilder, PutResultView, RecordOutcome, SequenceParts};
 
 use native_generated::shardline::native as fb;

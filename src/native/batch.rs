@@ -96,6 +96,7 @@ async fn run(
     // A failed send means the connection is gone; dropping the frame returns the permit.
     let _ = tx.send(Outgoing {
         frame,
+        chunks: Vec::new(),
         permit: Some(permit),
     });
     Ok(())
@@ -203,7 +204,7 @@ fn count_incoming(
 
 /// The wire code and message of an API error. Internal failures keep their detail out of
 /// the message, as the HTTP API does.
-fn wire_error(e: &ApiError) -> (ErrorCode, String) {
+pub(super) fn wire_error(e: &ApiError) -> (ErrorCode, String) {
     let code = match e {
         ApiError::ResourceNotFound(_) => ErrorCode::ResourceNotFound,
         ApiError::ProvisionedThroughputExceeded(_) => ErrorCode::ProvisionedThroughputExceeded,

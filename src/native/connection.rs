@@ -1,15 +1,17 @@
 //! One native connection: the handshake, reading frames under the window, and the writer.
 //!
 //! Two tasks per connection. The reader decodes frames and starts each PutBatch (see
-//! [`super::batch`]); the writer sends HelloAck, PutResult and Error frames in the order they
-//! are ready, coalescing those that are ready together into one write.
+//! [`super::batch`]) and Read ([`super::read`]); the writer sends HelloAck, PutResult,
+//! Records and Error frames in the order they are ready, coalescing those that are ready
+//! together into one vectored write.
 //!
 //! # Flow control
 //!
 //! Each PutBatch frame takes permits for its length from a semaphore of `window_bytes`
 //! before its body is read; the permits travel with the batch and are returned once its
-//! answer has been written to the socket. While the window is full the reader does not read,
-//! so the client's sends stall in TCP, whatever it does with its results.
+//! answer has been written to the socket. A Read takes permits for its largest answer (see
+//! [`super::read`]) after its small frame is read. While the window is full the reader does
+//! not read, so the client's sends stall in TCP, whatever it does with its results.
 //!
 //! # Errors
 //!
@@ -22,16 +24,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use shardline_protocol::frame::{FrameHeader, FrameType, RequestId, PROTOCOL_VERSION};
+use std::io::IoSlice;
+
+use bytes::{Bytes, BytesMut};
+use shardline_protocol::frame::{
+    FrameHeader, FrameType, RequestId, PROTOCOL_VERSION, READ_PROTOCOL_VERSION,
+};
 use shardline_protocol::{ErrorCode, ErrorFrame, FrameDecoder, Hello, HelloAck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-use super::batch;
 use super::NativeConfig;
+use super::{batch, read};
 use crate::api::Api;
 
 /// Bytes read from the socket at a time when no frame body is pending.
@@ -45,9 +51,15 @@ const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// written before the Error frame, and then to discard input before closing.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// Most slices handed to one vectored write (Linux's `IOV_MAX` is 1024).
+const MAX_WRITE_SLICES: usize = 512;
+
 /// A frame for the writer, with the window permits it releases once written.
 pub struct Outgoing {
+    /// The frame, or its first bytes when `chunks` holds the rest.
     pub frame: Vec<u8>,
+    /// The rest of the frame, shared with where it was read from (Records' record spans).
+    pub chunks: Vec<Bytes>,
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -111,6 +123,7 @@ pub async fn run(
         .encode();
         let _ = tx.send(Outgoing {
             frame,
+            chunks: Vec::new(),
             permit: None,
         });
     }
@@ -139,7 +152,8 @@ impl Reader {
         window: &Arc<Semaphore>,
         tx: &mpsc::UnboundedSender<Outgoing>,
     ) -> Result<(), Fatal> {
-        let mut greeted = false;
+        // The protocol version agreed by Hello/HelloAck; `None` before Hello.
+        let mut version: Option<u16> = None;
         loop {
             let Some(header) = self.next_header().await? else {
                 return Ok(());
@@ -163,7 +177,7 @@ impl Reader {
                 .decode(&mut self.buf)?
                 .ok_or_else(|| Fatal::new(ErrorCode::MalformedFrame, "frame vanished"))?;
             match (frame.frame_type, permit) {
-                (FrameType::Hello, _) if greeted => {
+                (FrameType::Hello, _) if version.is_some() => {
                     return Err(Fatal::new(
                         ErrorCode::ProtocolViolation,
                         "a connection sends Hello once",
@@ -173,11 +187,12 @@ impl Reader {
                     let hello = Hello::decode(&frame.payload)?;
                     let _ = tx.send(Outgoing {
                         frame: hello_ack(&hello, config)?,
+                        chunks: Vec::new(),
                         permit: None,
                     });
-                    greeted = true;
+                    version = Some(hello.protocol_version.min(PROTOCOL_VERSION));
                 }
-                (FrameType::PutBatch, _) if !greeted => {
+                (FrameType::PutBatch | FrameType::Read, _) if version.is_none() => {
                     return Err(Fatal::new(
                         ErrorCode::ProtocolViolation,
                         "the first frame of a connection must be Hello",
@@ -185,6 +200,21 @@ impl Reader {
                 }
                 (FrameType::PutBatch, Some(permit)) => {
                     batch::start(api, config, frame.payload, permit, tx.clone())?;
+                }
+                (FrameType::Read, _) if version < Some(READ_PROTOCOL_VERSION) => {
+                    return Err(Fatal::new(
+                        ErrorCode::ProtocolViolation,
+                        format!(
+                            "Read frames need protocol version {READ_PROTOCOL_VERSION}; this connection agreed on {}",
+                            version.unwrap_or_default()
+                        ),
+                    ))
+                }
+                (FrameType::Read, _) => {
+                    let request = read::parse(&frame.payload)?;
+                    let need = read::permits_for(&request, config.window_bytes);
+                    let permit = self.acquire(window, need).await?;
+                    read::start(api, request, permit, tx.clone());
                 }
                 (t, _) => {
                     return Err(Fatal::new(
@@ -218,6 +248,16 @@ impl Reader {
         // The frame limit is at most the window, so the request can always be met.
         let need = u32::try_from(header.frame_len())
             .map_err(|_| Fatal::new(ErrorCode::FrameTooLarge, "frame exceeds the window"))?;
+        self.acquire(window, need).await
+    }
+
+    /// Waits for `need` permits of the window (at most the window). Nothing is read
+    /// meanwhile.
+    async fn acquire(
+        &mut self,
+        window: &Arc<Semaphore>,
+        need: u32,
+    ) -> Result<OwnedSemaphorePermit, Fatal> {
         tokio::select! {
             _ = self.shutdown.wait_for(|stop| *stop) => Err(shutting_down()),
             p = window.clone().acquire_many_owned(need) => {
@@ -288,18 +328,32 @@ fn hello_ack(hello: &Hello<'_>, config: &NativeConfig) -> Result<Vec<u8>, Fatal>
 
 /// Writes frames as they come, then shuts down the write side.
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    // Small frames are copied into `out`; shared chunks are written in place. `parts`
+    // lists what goes out, in order: `Ok(range of out)` or `Err(chunk)`.
     let mut out = Vec::with_capacity(WRITE_COALESCE_BYTES);
+    let mut parts: Vec<Result<std::ops::Range<usize>, Bytes>> = Vec::new();
     let mut permits = Vec::new();
     while let Some(first) = rx.recv().await {
         out.clear();
-        out.extend_from_slice(&first.frame);
-        permits.extend(first.permit);
-        while out.len() < WRITE_COALESCE_BYTES {
-            let Ok(next) = rx.try_recv() else { break };
-            out.extend_from_slice(&next.frame);
-            permits.extend(next.permit);
+        parts.clear();
+        let mut total = 0usize;
+        let mut next = Some(first);
+        while let Some(o) = next.take() {
+            let start = out.len();
+            out.extend_from_slice(&o.frame);
+            push_range(&mut parts, start..out.len());
+            total += o.frame.len();
+            for c in o.chunks {
+                total += c.len();
+                parts.push(Err(c));
+            }
+            permits.extend(o.permit);
+            if total < WRITE_COALESCE_BYTES && parts.len() < MAX_WRITE_SLICES {
+                next = rx.try_recv().ok();
+            }
         }
-        match tokio::time::timeout(WRITE_STALL_TIMEOUT, wr.write_all(&out)).await {
+        let write = write_parts(&mut wr, &out, &parts);
+        match tokio::time::timeout(WRITE_STALL_TIMEOUT, write).await {
             Ok(Ok(())) => permits.clear(),
             // The client is gone or stuck: what is left is dropped, which returns its
             // permits and fails the senders' later sends.
@@ -307,4 +361,43 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outg
         }
     }
     let _ = wr.shutdown().await;
+}
+
+/// Appends a range of the copy buffer, merging it with the previous one if adjacent.
+fn push_range(
+    parts: &mut Vec<Result<std::ops::Range<usize>, Bytes>>,
+    range: std::ops::Range<usize>,
+) {
+    if let Some(Ok(prev)) = parts.last_mut() {
+        if prev.end == range.start {
+            prev.end = range.end;
+            return;
+        }
+    }
+    parts.push(Ok(range));
+}
+
+/// Writes every part, in order, with vectored writes (retrying short writes).
+async fn write_parts(
+    wr: &mut OwnedWriteHalf,
+    out: &[u8],
+    parts: &[Result<std::ops::Range<usize>, Bytes>],
+) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .map(|p| match p {
+            Ok(range) => IoSlice::new(&out[range.clone()]),
+            Err(chunk) => IoSlice::new(chunk),
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wr.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }

@@ -10,18 +10,22 @@
 //! - this file: the listener and its settings.
 //! - [`connection`]: one connection: handshake, frame reading under the window, the writer.
 //! - [`batch`]: one PutBatch: validation, the engine put, its PutResult.
+//! - [`read`]: one Read: the starting position, the engine read, its Records frame (record
+//!   bytes sent as they were read from the segment).
 //!
 //! # Invariants
 //!
 //! - Nothing a client sends can panic the server or affect another connection: every frame
 //!   is checked before use, and each connection has its own tasks and buffers.
 //! - Per connection, memory is bounded: at most `window_bytes` of PutBatch frames (and their
-//!   results) are unacknowledged, plus one read buffer of at most one frame and a chunk.
+//!   results) and of Read answers are unwritten, plus one read buffer of at most one frame
+//!   and a chunk.
 //! - A connection's batches are handed to the shards in the order they arrive, so two
 //!   batches with records for one shard are appended in request order.
 
 pub mod batch;
 pub mod connection;
+pub mod read;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -136,25 +136,40 @@ def test_consumers_receive_everything_produced(server, shardline_binary, workloa
 
 
 def test_replay_reads_everything_retained(server, shardline_binary, native_addr):
-    # Fill over the native protocol, then replay over GetRecords.
+    # Fill over the native protocol, then replay over it too (Read frames).
     doc = bench(
         shardline_binary, "replay", "--endpoint", server.endpoint, "--native", native_addr,
         "--stream", "b-replay", "--shards", "4", "--rate", "50000", "--duration", "2",
-        "--batch-size", "2500", "--record-size", "300",
+        "--batch-size", "2500", "--record-size", "uniform:1-600",
     )
     run = only_run(doc)
+    assert run["transport"] == f"native {native_addr}"
     check_side(run["produce"], 100000)
+    written = run["produce"]["bytes"]
     replay = run["replay"]
     check_side(replay, 100000)
-    assert replay["bytes"] == 100000 * 300
+    assert replay["bytes"] == written
+    # One Read round trip is timed per record it returned.
     assert replay["latency"]["count"] == 100000
-    # Replaying what is there, without filling, reads the same again.
+    # What the stream holds, read with boto3, adds up to the same.
+    stored = read_stream(server.client(), "b-replay")
+    assert len(stored) == 100000 and sum(len(r["Data"]) for r in stored) == written
+    # Replaying what is there, without filling, reads the same again over GetRecords...
     again = only_run(bench(
         shardline_binary, "replay", "--no-fill", "--endpoint", server.endpoint,
         "--stream", "b-replay", "--consumers", "1",
     ))
-    assert again["produce"] is None
+    assert again["produce"] is None and again["transport"] == "http"
     check_side(again["replay"], 100000)
+    assert again["replay"]["bytes"] == written
+    # ...and over the native protocol, with one connection for all four shards.
+    native = only_run(bench(
+        shardline_binary, "replay", "--no-fill", "--endpoint", server.endpoint,
+        "--native", native_addr, "--stream", "b-replay", "--consumers", "1",
+    ))
+    assert native["produce"] is None
+    check_side(native["replay"], 100000)
+    assert native["replay"]["bytes"] == written
 
 
 def test_compare_and_report(server, shardline_binary, tmp_path):

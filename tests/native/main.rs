@@ -15,6 +15,10 @@ mod malformed;
 #[cfg(test)]
 mod pipelining;
 #[cfg(test)]
+mod read;
+#[cfg(test)]
+mod read_errors;
+#[cfg(test)]
 mod round_trip;
 #[cfg(test)]
 mod shutdown;

@@ -182,6 +182,43 @@ impl ReadBatch {
             .map_while(std::result::Result::ok)
     }
 
+    /// The returned records as one span of the batch's bytes, shared (no copy): the offset
+    /// of the first, the batch's `first_timestamp_ms` (the base of every record's
+    /// `ts_delta_ms`), and the records back to back in the segment format's record layout
+    /// (`docs/formats/segment.md`, "Record"). The native read path sends these bytes as
+    /// they are.
+    pub fn record_span(&self) -> (Offset, u64, Bytes) {
+        let ts = self.header.first_timestamp_ms;
+        if self.skip == 0 && self.take == self.header.record_count {
+            // The whole batch: its record area, with no walk (the read checked its bounds).
+            return (
+                self.header.base_offset,
+                ts,
+                self.bytes.slice(batch::HEADER_LEN..),
+            );
+        }
+        let base = self.bytes.as_ptr() as usize;
+        let mut first = None;
+        let mut start = batch::HEADER_LEN;
+        let mut end = start;
+        for r in self.records() {
+            // Keys and data are subslices of `self.bytes`: their positions follow from the
+            // pointers, and a record's header sits right before its key.
+            let key_at = r.partition_key.as_ptr() as usize - base;
+            if first.is_none() {
+                first = Some(r.offset);
+                start = key_at - batch::RECORD_HEADER_LEN;
+            }
+            end = r.data.as_ptr() as usize - base + r.data.len();
+        }
+        let first = first.unwrap_or(self.header.base_offset);
+        (
+            first,
+            self.header.first_timestamp_ms,
+            self.bytes.slice(start..end),
+        )
+    }
+
     /// Number of returned records in this batch.
     pub fn len(&self) -> usize {
         self.take as usize

@@ -93,3 +93,74 @@ fn concurrent_producers_group_commit() {
         assert_eq!(r.offset, Offset(i as u64));
     }
 }
+
+/// `ReadBatch::record_span` (the bytes the native read path sends as they are) holds exactly
+/// the records `read` returns, in the segment's record layout, for reads that start and end
+/// mid-batch, across sealed (mapped or pread) and active segments.
+#[test]
+fn record_spans_hold_exactly_the_returned_records() {
+    use shardline_engine::log::batch::RECORD_HEADER_LEN;
+    use shardline_engine::log::ReadMode;
+    for mode in [ReadMode::Mmap, ReadMode::Pread] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = harness::open(dir.path(), config(IoMode::Sync).with_read_mode(mode)).unwrap();
+        let s = engine.create_stream(CreateStream::new("sp", 1)).unwrap();
+        for b in 0..60 {
+            let keys: Vec<String> = (0..5).map(|i| format!("k{b}-{i}")).collect();
+            let data: Vec<Vec<u8>> = (0..5).map(|i| vec![b as u8; (b * 13 + i) % 90]).collect();
+            let records: Vec<PutRecord<'_>> = keys
+                .iter()
+                .zip(&data)
+                .map(|(k, d)| PutRecord {
+                    partition_key: k,
+                    explicit_hash_key: None,
+                    data: d,
+                })
+                .collect();
+            assert!(s.put_records(&records).iter().all(Result::is_ok));
+        }
+        let shard = s.shard(ShardId(0)).unwrap();
+        assert!(shard.disk_usage().1 > 1, "segments rolled at 4 KiB");
+        for (from, max_records, max_bytes) in [
+            (0, 10_000, 10 << 20),
+            (3, 7, 1 << 20),
+            (17, 300, 700),
+            (123, 2, 1),
+        ] {
+            let want = shard.read(Offset(from), max_records, max_bytes).unwrap();
+            let got = shard
+                .read_batches(Offset(from), max_records, max_bytes)
+                .unwrap();
+            let mut decoded = Vec::new();
+            for b in &got.batches {
+                let (first, base_ts, bytes) = b.record_span();
+                let mut pos = 0;
+                let mut offset = first.0;
+                while pos < bytes.len() {
+                    let h = &bytes[pos..pos + RECORD_HEADER_LEN];
+                    let delta = u64::from(u32::from_le_bytes(h[0..4].try_into().unwrap()));
+                    let key_len = usize::from(u16::from_le_bytes(h[4..6].try_into().unwrap()));
+                    let data_len = u32::from_le_bytes(h[6..10].try_into().unwrap()) as usize;
+                    let key_at = pos + RECORD_HEADER_LEN;
+                    let data_at = key_at + key_len;
+                    decoded.push((
+                        offset,
+                        base_ts + delta,
+                        bytes.slice(key_at..data_at),
+                        bytes.slice(data_at..data_at + data_len),
+                    ));
+                    pos = data_at + data_len;
+                    offset += 1;
+                }
+                assert_eq!(pos, bytes.len());
+            }
+            let want: Vec<_> = want
+                .records
+                .into_iter()
+                .map(|r| (r.offset.0, r.timestamp_ms, r.partition_key, r.data))
+                .collect();
+            assert!(!want.is_empty());
+            assert_eq!(decoded, want, "{mode:?} from {from}");
+        }
+    }
+}

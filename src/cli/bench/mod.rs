@@ -5,8 +5,8 @@
 //! - this file: the command line.
 //! - [`workload`]: record sizes, keys, stamped payloads, the open-loop schedule.
 //! - [`setup`]: streams created if missing, shards listed, `--cleanup`.
-//! - [`transport`]: PutRecords/GetRecords/SubscribeToShard over HTTP, PutBatch over the
-//!   native protocol.
+//! - [`transport`]: PutRecords/GetRecords/SubscribeToShard over HTTP, PutBatch and Read
+//!   over the native protocol.
 //! - [`run`]: one run against one target: producers, consumers, replay, drain.
 //! - [`stats`]: counters, hdrhistogram latencies, the once-a-second timeline.
 //! - [`progress`]: the live line on stderr.
@@ -46,7 +46,8 @@ pub enum Workload {
     /// Producers and consumers; latency from each record's send time to its receipt.
     EndToEnd,
     /// Fill the stream for --duration (unless --no-fill), then read everything retained
-    /// from TRIM_HORIZON as fast as possible.
+    /// from TRIM_HORIZON as fast as possible (over the native protocol with --native, else
+    /// GetRecords).
     Replay,
 }
 
@@ -62,7 +63,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     /// Produce over the native protocol to this address (`serve --native-listen`) instead
-    /// of PutRecords.
+    /// of PutRecords; replay reads over it too (Read frames) instead of GetRecords.
     #[arg(long, value_name = "ADDR")]
     native: Option<SocketAddr>,
     /// Run the identical workload against this second Kinesis endpoint (over HTTP) and

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::stats::{Percentiles, Point, SideResult, Stats};
-use super::transport::{http, native, ProducerPlan};
+use super::transport::{http, native, native_read, ProducerPlan};
 use super::workload::wall_ns;
 use super::{compare, progress, report, setup, table, BenchArgs, Workload};
 
@@ -239,7 +239,10 @@ async fn run_one(args: &BenchArgs, target: &Target) -> anyhow::Result<RunResult>
         merge_failures(&mut result, &stats.0);
     }
     if args.workload == Workload::Replay {
-        let (stats, secs) = replay_phase(args, &client, &shards, show).await?;
+        let (stats, secs) = match target.native {
+            Some(addr) => native_replay_phase(args, addr, &shards, show).await,
+            None => replay_phase(args, &client, &shards, show).await?,
+        };
         result.replay = Some(stats.side_result(&stats.consume, secs));
         result.replay_timeline = stats.timeline();
         merge_failures(&mut result, &stats);
@@ -394,6 +397,54 @@ async fn load_phase(
     }
     tick.abort();
     Ok((stats, produce_secs, consume_secs))
+}
+
+/// Reads every shard from TRIM_HORIZON over the native protocol until caught up; returns
+/// the stats and seconds.
+async fn native_replay_phase(
+    args: &BenchArgs,
+    addr: std::net::SocketAddr,
+    shards: &[(String, String)],
+    show: bool,
+) -> (Arc<Stats>, f64) {
+    let start = Instant::now();
+    let stats = Arc::new(Stats::new(start, start));
+    let tick = ticker(stats.clone(), "replay ", show);
+    let tasks = args
+        .consumers
+        .map_or(shards.len(), |c| c as usize)
+        .clamp(1, shards.len().max(1));
+    let mut groups: Vec<Vec<(String, String)>> = (0..tasks).map(|_| Vec::new()).collect();
+    for (i, shard) in shards.iter().enumerate() {
+        groups[i % tasks].push(shard.clone());
+    }
+    let handles: Vec<_> = groups
+        .into_iter()
+        .map(|g| {
+            tokio::spawn(native_read::replay(
+                addr,
+                g,
+                stats.clone(),
+                start + REPLAY_TIMEOUT,
+            ))
+        })
+        .collect();
+    for h in handles {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                eprintln!("shardline bench: native replay: {e:#}");
+                stats.error("NativeConnectionFailed", 1);
+            }
+            Err(e) => {
+                eprintln!("shardline bench: replay task: {e}");
+                stats.error("ReplayPanicked", 1);
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    tick.abort();
+    (stats, secs)
 }
 
 /// Reads every shard from TRIM_HORIZON until caught up; returns the stats and seconds.

@@ -1,8 +1,9 @@
-//! How records reach the server: [`http`] (the Kinesis API, also the only way to read)
-//! or [`native`] (the native ingest protocol).
+//! How records reach the server and come back: [`http`] (the Kinesis API), [`native`]
+//! (the native protocol's PutBatch) and [`native_read`] (its Read frames, for replay).
 
 pub mod http;
 pub mod native;
+pub mod native_read;
 
 use std::sync::Arc;
 use std::time::Instant;

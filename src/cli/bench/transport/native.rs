@@ -38,7 +38,8 @@ struct InFlight {
     _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
-async fn read_frame<R: AsyncRead + Unpin>(
+/// The next frame from `rd`, or `None` when it ends between frames.
+pub(super) async fn read_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     decoder: &FrameDecoder,
