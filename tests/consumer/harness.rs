@@ -2,8 +2,7 @@
 //! a recording record processor, and helpers to write records and reshard.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,6 @@ use shardline_client::consumer::{
     Checkpointer, InitializeInput, ProcessRecordsInput, RecordProcessor, Transport, WorkerConfig,
 };
 use shardline_client::{Client, Error};
-
-const READY_PREFIX: &str = "listening on http://";
 
 /// A running `shardline serve` on a temporary data directory; killed on drop.
 pub struct Server {
@@ -30,26 +27,11 @@ impl Server {
     /// A server started with extra `serve` arguments.
     pub fn start_with(args: &[&str]) -> Server {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shardline"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix(READY_PREFIX)
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let started = crate::serve::serve(data_dir.path(), false, args, Stdio::null());
+        assert!(started.native.is_none(), "no native listener was asked for");
         Server {
-            child,
-            endpoint: format!("http://{addr}"),
+            child: started.child,
+            endpoint: format!("http://{}", started.http),
             _data_dir: data_dir,
         }
     }

@@ -7,6 +7,8 @@
     reason = "test harness: a failed call is a failed test"
 )]
 mod harness;
+#[path = "../support/serve.rs"]
+mod serve;
 
 // `cfg(test)` tells clippy that the module's helpers are test code (`allow-unwrap-in-tests`).
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! Starting the server, a raw protocol client, and a minimal Kinesis HTTP client.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -40,42 +39,16 @@ impl Server {
     }
 
     fn spawn(dir: tempfile::TempDir, streams: &[&str], extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardline"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--native-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path());
-        for s in streams {
-            cmd.args(["--create-stream", s]);
-        }
-        let mut child = cmd
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut http = None;
-        let native = loop {
-            let line = lines
-                .next()
-                .expect("server exited before printing its ready lines")
-                .unwrap();
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                http = Some(a.parse().unwrap());
-            } else if let Some(a) = line.strip_prefix("native listening on ") {
-                break a.parse().unwrap();
-            }
-        };
+        let mut args: Vec<&str> = streams
+            .iter()
+            .flat_map(|s| ["--create-stream", s])
+            .collect();
+        args.extend_from_slice(extra);
+        let started = crate::serve::serve(dir.path(), true, &args, Stdio::inherit());
         Server {
-            child,
-            http: http.expect("the HTTP ready line comes first"),
-            native,
+            child: started.child,
+            http: started.http,
+            native: started.native.expect("asked for the native listener"),
             _dir: dir,
         }
     }

@@ -20,5 +20,7 @@ mod read;
 mod read_errors;
 #[cfg(test)]
 mod round_trip;
+#[path = "../support/serve.rs"]
+mod serve;
 #[cfg(test)]
 mod shutdown;

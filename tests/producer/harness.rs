@@ -2,8 +2,7 @@
 //! transport wrapper that records what the producer sent, and a reader of every stored
 //! record (GetRecords, de-aggregated by the client crate).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,43 +27,19 @@ impl Server {
     /// Starts the server with `--create-stream` for each `NAME:SHARDS` and `extra` flags.
     pub fn start(streams: &[&str], extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardline"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--native-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path());
-        for s in streams {
-            cmd.args(["--create-stream", s]);
-        }
-        let mut child = cmd
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut http = None;
-        let native = loop {
-            let line = lines
-                .next()
-                .expect("server exited before it was ready")
-                .unwrap();
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                http = Some(a.to_string());
-            } else if let Some(a) = line.strip_prefix("native listening on ") {
-                break a.to_string();
-            }
-        };
+        let mut args: Vec<&str> = streams
+            .iter()
+            .flat_map(|s| ["--create-stream", s])
+            .collect();
+        args.extend_from_slice(extra);
+        let started = crate::serve::serve(dir.path(), true, &args, Stdio::null());
         Server {
-            child,
-            endpoint: format!("http://{}", http.expect("the HTTP line comes first")),
-            native,
+            child: started.child,
+            endpoint: format!("http://{}", started.http),
+            native: started
+                .native
+                .expect("asked for the native listener")
+                .to_string(),
             _dir: dir,
         }
     }

@@ -14,3 +14,5 @@ mod order;
 mod receipts;
 #[cfg(test)]
 mod reshard;
+#[path = "../support/serve.rs"]
+mod serve;
