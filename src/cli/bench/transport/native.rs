@@ -55,15 +55,23 @@ pub(super) async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-/// Runs one producer connection until its schedule ends and every batch is answered.
+/// What the server's HelloAck settled for the connection.
+pub(super) struct Negotiated {
+    pub protocol_version: u16,
+    pub max_frame_bytes: u32,
+    pub window_bytes: u32,
+    pub max_batch_records: u32,
+}
+
+/// Connects, sends Hello and reads the server's HelloAck. The buffer (of `capacity` bytes)
+/// holds whatever arrived after the HelloAck, for the caller's next [`read_frame`].
 ///
 /// # Errors
-/// The connection failed or the server closed it with a connection-level error.
-pub async fn produce(
+/// The connection failed, or the server answered with something other than a HelloAck.
+pub(super) async fn connect(
     addr: SocketAddr,
-    plan: ProducerPlan,
-    stats: Arc<Stats>,
-) -> anyhow::Result<()> {
+    capacity: usize,
+) -> anyhow::Result<(TcpStream, BytesMut, Negotiated)> {
     let mut socket = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
@@ -73,7 +81,7 @@ pub async fn produce(
         client: concat!("shardline-bench/", env!("CARGO_PKG_VERSION")),
     };
     socket.write_all(&hello.encode()).await?;
-    let mut buf = BytesMut::with_capacity(1 << 20);
+    let mut buf = BytesMut::with_capacity(capacity);
     let ack = read_frame(
         &mut socket,
         &mut buf,
@@ -85,6 +93,25 @@ pub async fn produce(
         bail!("expected HelloAck, got a {} frame", ack.frame_type);
     }
     let ack = HelloAck::decode(&ack.payload)?;
+    let negotiated = Negotiated {
+        protocol_version: ack.protocol_version,
+        max_frame_bytes: ack.max_frame_bytes,
+        window_bytes: ack.window_bytes,
+        max_batch_records: ack.max_batch_records,
+    };
+    Ok((socket, buf, negotiated))
+}
+
+/// Runs one producer connection until its schedule ends and every batch is answered.
+///
+/// # Errors
+/// The connection failed or the server closed it with a connection-level error.
+pub async fn produce(
+    addr: SocketAddr,
+    plan: ProducerPlan,
+    stats: Arc<Stats>,
+) -> anyhow::Result<()> {
+    let (socket, mut buf, ack) = connect(addr, 1 << 20).await?;
     let window = ack.window_bytes as usize;
     let max_frame = ack.max_frame_bytes as usize;
     if plan.batch_records > ack.max_batch_records as usize {

@@ -9,23 +9,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use bytes::BytesMut;
 use shardline_engine::ShardId;
 use shardline_protocol::error_frame::{code_name, is_retryable};
-use shardline_protocol::frame::{FrameType, RequestId, PROTOCOL_VERSION, READ_PROTOCOL_VERSION};
+use shardline_protocol::frame::{FrameType, RequestId, READ_PROTOCOL_VERSION};
 use shardline_protocol::read::{MAX_READ_BYTES, MAX_READ_RECORDS};
 use shardline_protocol::records::MAX_RECORDS_FRAME_BYTES;
-use shardline_protocol::{
-    ErrorFrame, FrameDecoder, Hello, HelloAck, Read, ReadPosition, RecordsView,
-};
+use shardline_protocol::{ErrorFrame, FrameDecoder, Read, ReadPosition, RecordsView};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::super::stats::Stats;
-use super::native::read_frame;
+use super::native::{connect, read_frame};
 
-/// Largest frame read before HelloAck says the server's limit.
-const HELLO_ACK_MAX_BYTES: usize = 64 << 10;
 /// Pause before a Read that failed with a retryable code is sent again.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -49,27 +43,7 @@ pub async fn replay(
     stats: Arc<Stats>,
     deadline: Instant,
 ) -> anyhow::Result<()> {
-    let mut socket = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    socket.set_nodelay(true)?;
-    let hello = Hello {
-        protocol_version: PROTOCOL_VERSION,
-        client: concat!("shardline-bench/", env!("CARGO_PKG_VERSION")),
-    };
-    socket.write_all(&hello.encode()).await?;
-    let mut buf = BytesMut::with_capacity(4 << 20);
-    let ack = read_frame(
-        &mut socket,
-        &mut buf,
-        &FrameDecoder::new(HELLO_ACK_MAX_BYTES),
-    )
-    .await?
-    .context("the server closed before HelloAck")?;
-    if ack.frame_type != FrameType::HelloAck {
-        bail!("expected HelloAck, got a {} frame", ack.frame_type);
-    }
-    let ack = HelloAck::decode(&ack.payload)?;
+    let (mut socket, mut buf, ack) = connect(addr, 4 << 20).await?;
     if ack.protocol_version < READ_PROTOCOL_VERSION {
         bail!(
             "the server speaks native protocol version {}, reads need {READ_PROTOCOL_VERSION}",
