@@ -115,7 +115,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.0)]
     warmup: f64,
     /// Target records/s over all producers (open loop: latency counts from each batch's
-    /// due time); as fast as possible when absent.
+    /// due time; the producers' batches are spread evenly over time); as fast as possible
+    /// when absent.
     #[arg(long)]
     rate: Option<f64>,
     /// Pause after a polling round that found no records.

@@ -348,6 +348,7 @@ async fn load_phase(
             record_size: args.record_size,
             key_count: args.keys as usize,
             records_per_sec: args.rate.map(|r| r / f64::from(args.producers)),
+            phase: index as f64 / f64::from(args.producers),
             in_flight,
             start,
             start_wall_ns,

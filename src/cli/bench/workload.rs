@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
+use tokio::sync::mpsc;
 
 /// The magic that marks a record made by `shardline bench`.
 const MAGIC: &[u8; 4] = b"SLB1";
@@ -219,36 +220,68 @@ pub fn wall_ns() -> u64 {
 
 /// When each batch of one producer is meant to go out.
 ///
-/// With a rate, batch k is due at `start + k * batch / rate` whether or not earlier
+/// With a rate, batch k is due at `start + (k + phase) * batch / rate` whether or not earlier
 /// batches were answered (open loop): a slow server makes batches late, and their latency
 /// counts from when they were due, so waiting is not hidden (no coordinated omission).
 /// Without a rate, a batch is due when the producer gets to it.
+///
+/// With a rate, a pacer thread sleeps until each due time and hands it to the producer.
+/// tokio's timer would do, but it has millisecond granularity and rounds deadlines up:
+/// batches went out 0.8 to 1.1 ms late at the median, and that lateness, which is the
+/// bench's and not the server's, was added to every latency. A thread's `nanosleep`
+/// wakes within tens of microseconds.
 pub struct Schedule {
     start: Instant,
     /// Wall clock at `start`, to stamp records with their due time.
     start_wall_ns: u64,
-    interval: Option<Duration>,
-    sent: u64,
+    /// Due times from the pacer thread, with a rate; the channel ends with the schedule.
+    paced: Option<mpsc::UnboundedReceiver<Instant>>,
     deadline: Instant,
 }
 
 impl Schedule {
-    /// A schedule from `start` until `deadline`; `records_per_sec` for this producer.
+    /// A schedule from `start` until `deadline`; `records_per_sec` for this producer, its
+    /// batches offset by `phase` (0 to 1) of the interval between them.
     pub fn new(
         start: Instant,
         start_wall_ns: u64,
         deadline: Instant,
         records_per_sec: Option<f64>,
         batch: usize,
+        phase: f64,
     ) -> Schedule {
-        let interval = records_per_sec
-            .filter(|r| *r > 0.0)
-            .map(|r| Duration::from_secs_f64(batch as f64 / r));
+        let paced = records_per_sec.filter(|r| *r > 0.0).map(|rate| {
+            let interval = Duration::from_secs_f64(batch as f64 / rate);
+            let (tx, rx) = mpsc::unbounded_channel();
+            let pacer = move || {
+                for k in 0u64.. {
+                    let due = start + interval.mul_f64(k as f64 + phase);
+                    if due >= deadline {
+                        break;
+                    }
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    // The producer stopped early (its connection failed): so does the pacer.
+                    if tx.send(due).is_err() {
+                        break;
+                    }
+                }
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name("bench-pacer".into())
+                .spawn(pacer)
+            {
+                // Without a pacer the channel is closed at once and the producer sends nothing.
+                eprintln!("shardline bench: cannot start a pacer thread: {e}");
+            }
+            rx
+        });
         Schedule {
             start,
             start_wall_ns,
-            interval,
-            sent: 0,
+            paced,
             deadline,
         }
     }
@@ -256,15 +289,8 @@ impl Schedule {
     /// Waits until the next batch is due and returns its due time (monotonic and wall
     /// clock), or `None` once the run is over.
     pub async fn next(&mut self) -> Option<(Instant, u64)> {
-        let due = match self.interval {
-            Some(interval) => {
-                let due = self.start + interval.mul_f64(self.sent as f64);
-                if due >= self.deadline {
-                    return None;
-                }
-                tokio::time::sleep_until(due.into()).await;
-                due
-            }
+        let due = match &mut self.paced {
+            Some(paced) => paced.recv().await?,
             None => {
                 let now = Instant::now();
                 if now >= self.deadline {
@@ -273,7 +299,6 @@ impl Schedule {
                 now
             }
         };
-        self.sent += 1;
         let wall = self.start_wall_ns + (due - self.start).as_nanos() as u64;
         Some((due, wall))
     }
@@ -282,6 +307,35 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_paced_schedule_is_open_loop_and_offset_by_its_phase() {
+        let start = Instant::now();
+        // 1000-record batches at 100,000 records/s: one every 10 ms, this producer half an
+        // interval in, until 50 ms.
+        let mut schedule = Schedule::new(
+            start,
+            7_000,
+            start + Duration::from_millis(50),
+            Some(100_000.0),
+            1000,
+            0.5,
+        );
+        let mut dues = Vec::new();
+        while let Some((due, wall)) = schedule.next().await {
+            assert!(Instant::now() >= due, "a batch is never handed out early");
+            assert_eq!(wall, 7_000 + (due - start).as_nanos() as u64);
+            dues.push((due - start).as_micros());
+        }
+        assert_eq!(dues, [5_000, 15_000, 25_000, 35_000, 45_000]);
+    }
+
+    #[tokio::test]
+    async fn an_unpaced_schedule_ends_at_its_deadline() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new(start, 0, start, None, 10, 0.0);
+        assert!(schedule.next().await.is_none());
+    }
 
     #[test]
     fn record_size_syntax() {

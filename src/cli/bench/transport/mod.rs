@@ -22,6 +22,9 @@ pub struct ProducerPlan {
     pub key_count: usize,
     /// This producer's share of `--rate`, or `None` for as fast as possible.
     pub records_per_sec: Option<f64>,
+    /// With a rate, where this producer's batches fall within its batch interval (0 to 1),
+    /// so that the producers' batches are spread evenly instead of all due together.
+    pub phase: f64,
     /// Requests (HTTP) or batches (native) outstanding at most.
     pub in_flight: usize,
     pub start: Instant,
@@ -41,6 +44,7 @@ impl ProducerPlan {
             self.deadline,
             self.records_per_sec,
             self.batch_records,
+            self.phase,
         )
     }
 }
