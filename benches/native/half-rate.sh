@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# p99 acknowledgement latency at half the maximum native rate (docs/performance.md, issue 5).
+#
+# For each shard count given (default: 1 4): three runs at the maximum rate (batches of
+# 5,000), then five open-loop runs at half the median maximum (batches of 1,000). Each run
+# gets its own server (io_uring, durability sync) on 127.0.0.1 with a fresh data directory
+# under $TMPDIR, 2 producers, 100 B records, 12 s of which the first 2 are not measured,
+# and a 5 s pause afterwards. One line per run.
+#
+#   cargo build --release --bin shardline && benches/native/half-rate.sh 1 4
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=target/release/shardline
+
+run() { # shards, max | records/s
+    local dir out pid e n json
+    dir=$(mktemp -d)
+    SHARDLINE_IO=uring $B serve --durability sync --listen 127.0.0.1:0 \
+        --native-listen 127.0.0.1:0 --data-dir "$dir/data" > "$dir/out" 2> "$dir/err" &
+    pid=$!
+    for _ in $(seq 100); do
+        [ "$(wc -l < "$dir/out")" -ge 2 ] && break
+        sleep 0.1
+    done
+    e=http://$(sed -n 1p "$dir/out" | grep -oE '[0-9.]+:[0-9]+')
+    n=$(sed -n 2p "$dir/out" | grep -oE '[0-9.]+:[0-9]+')
+    if [ "$2" = max ]; then
+        $B bench --endpoint "$e" --native "$n" --stream max --shards "$1" --producers 2 \
+            --batch-size 5000 --duration 12 --warmup 2 --cleanup --json > "$dir/json"
+    else
+        $B bench --endpoint "$e" --native "$n" --stream half --shards "$1" --producers 2 \
+            --batch-size 1000 --rate "$2" --duration 12 --warmup 2 --cleanup --json > "$dir/json"
+    fi
+    python3 - "$dir/json" "$1" "$2" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["runs"][0]["produce"]
+lat = run["latency"]
+load = open("/proc/loadavg").read().split()[0]
+print(f"shards={sys.argv[2]} rate={sys.argv[3]} load={load} records/s={run['records_per_sec']:.0f} "
+      f"p50={lat['p50']:.2f} p90={lat['p90']:.2f} p99={lat['p99']:.2f} "
+      f"p99.9={lat['p99_9']:.2f} max={lat['max']:.2f} ms")
+PY
+    kill "$pid"
+    wait "$pid" 2> /dev/null || true
+    rm -rf "$dir"
+    sleep 5
+}
+
+[ $# -eq 0 ] && set -- 1 4
+for shards in "$@"; do
+    maxes=()
+    for _ in 1 2 3; do
+        line=$(run "$shards" max)
+        echo "$line"
+        maxes+=("$(echo "$line" | grep -oE 'records/s=[0-9]+' | cut -d= -f2)")
+    done
+    half=$(printf '%s\n' "${maxes[@]}" | sort -n | sed -n 2p)
+    half=$((half / 2))
+    for _ in 1 2 3 4 5; do
+        run "$shards" "$half"
+    done
+done
