@@ -4,7 +4,7 @@
 //! - A shard is in the queue at most once (`queued` flag under the shard lock) and has at
 //!   most one write in flight, so each shard's writes complete in log order even with
 //!   several committer threads.
-//! - One round takes every queued shard's whole pending buffer and hands all of them to the
+//! - One round takes every queued shard's pending chunks and hands all of them to the
 //!   I/O backend at once: with io_uring, every shard's write and linked `fdatasync` run in
 //!   parallel in the kernel, and appends that arrive during a round wait for the next one.
 
@@ -116,7 +116,7 @@ impl Committer {
                     ops.push(WriteOp {
                         file: w.file.clone(),
                         pos: w.pos,
-                        data: w.buf,
+                        chunks: w.chunks,
                         sync,
                     });
                     taken.push((shard, w.pos, w.pending));
@@ -125,18 +125,21 @@ impl Committer {
             if ops.is_empty() {
                 continue;
             }
-            let lens: Vec<u64> = ops.iter().map(|op| op.data.len() as u64).collect();
+            let lens: Vec<u64> = ops.iter().map(|op| op.len() as u64).collect();
             let results = backend.submit(&mut ops);
-            let written = ops
-                .iter_mut()
-                .map(|op| bytes::Bytes::from(std::mem::take(&mut op.data)));
+            let written = ops.iter_mut().map(|op| {
+                std::mem::take(&mut op.chunks)
+                    .into_iter()
+                    .map(bytes::Bytes::from)
+                    .collect::<Vec<_>>()
+            });
             for (((shard, pos, pending), (len, result)), written) in taken
                 .into_iter()
                 .zip(lens.into_iter().zip(results))
                 .zip(written)
             {
-                // The written buffer becomes the shard's in-memory tail (no copy).
-                if shard.finish_write(pos, len, pending, result, Some(written)) {
+                // The written chunks become the shard's in-memory tail (no copy).
+                if shard.finish_write(pos, len, pending, result, written) {
                     self.enqueue(shard);
                 }
             }

@@ -3,9 +3,10 @@
 //! Invariants:
 //! - Offsets and arrival times are assigned under the shard's lock, in submission order;
 //!   arrival times never decrease (`max(now, previous)`).
-//! - Appends accumulate in one pending buffer while the previous write is in flight: at most
+//! - Appends accumulate as pending chunks while the previous write is in flight: at most
 //!   one write per shard is in flight, and each covers every batch that arrived meanwhile
-//!   (group commit). An append is acknowledged only after the write carrying it completed
+//!   (group commit). A batch is queued as the buffer it was encoded in, not copied (small
+//!   ones are appended to a small last chunk, to keep the vectored write short). An append is acknowledged only after the write carrying it completed
 //!   (and was synced, with durability `sync`).
 //! - After a failed write or sync the shard is poisoned: the failed appends and every later
 //!   one get [`Error::Poisoned`], never success, until the engine is reopened.
@@ -42,10 +43,17 @@ struct Waiter {
     appended: Appended,
 }
 
+/// Below this size a batch joins the last pending chunk if that is below it too: copying a
+/// small batch costs less than another piece in the vectored write.
+const COALESCE_BELOW_BYTES: usize = 64 << 10;
+
 #[derive(Default)]
 pub(crate) struct Pending {
-    pub buf: Vec<u8>,
-    /// Each batch's position in `buf` and header, for the index.
+    /// The bytes to write, in order; each chunk holds whole batches.
+    pub chunks: Vec<Vec<u8>>,
+    /// Sum of the chunks' lengths.
+    pub len: u64,
+    /// Each batch's position in the write and header, for the index.
     pub batches: Vec<(u64, BatchHeader)>,
     waiters: Vec<Waiter>,
 }
@@ -53,6 +61,17 @@ pub(crate) struct Pending {
 impl Pending {
     fn is_empty(&self) -> bool {
         self.batches.is_empty()
+    }
+
+    /// Queues an encoded batch's bytes after the others.
+    fn push_bytes(&mut self, buf: Vec<u8>) {
+        self.len += buf.len() as u64;
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < COALESCE_BELOW_BYTES && buf.len() < COALESCE_BELOW_BYTES => {
+                last.extend_from_slice(&buf);
+            }
+            _ => self.chunks.push(buf),
+        }
     }
 }
 
@@ -91,7 +110,7 @@ fn now_ms() -> u64 {
 /// A write taken by the committer.
 pub(crate) struct TakenWrite {
     pub pos: u64,
-    pub buf: Vec<u8>,
+    pub chunks: Vec<Vec<u8>>,
     pub file: Arc<std::fs::File>,
     pub(crate) pending: Pending,
 }
@@ -169,12 +188,8 @@ impl Shard {
             },
         };
         let p = &mut st.pending;
-        let rel = p.buf.len() as u64;
-        if p.buf.is_empty() {
-            p.buf = std::mem::take(&mut batch.buf);
-        } else {
-            p.buf.extend_from_slice(&batch.buf);
-        }
+        let rel = p.len;
+        p.push_bytes(std::mem::take(&mut batch.buf));
         p.batches.push((rel, header));
         p.waiters.push(Waiter {
             tx,
@@ -203,7 +218,7 @@ impl Shard {
         rx.blocking_recv().unwrap_or(Err(Error::ShuttingDown))
     }
 
-    /// Called by the committer: takes the pending buffer and reserves its place in the log.
+    /// Called by the committer: takes the pending chunks and reserves their place in the log.
     pub(crate) fn take_write(&self) -> Option<TakenWrite> {
         let mut st = self.state.lock();
         st.queued = false;
@@ -211,12 +226,12 @@ impl Shard {
             return None;
         }
         let mut pending = std::mem::take(&mut st.pending);
-        let buf = std::mem::take(&mut pending.buf);
-        let (file, pos) = st.log.reserve(buf.len() as u64);
+        let chunks = std::mem::take(&mut pending.chunks);
+        let (file, pos) = st.log.reserve(pending.len);
         st.in_flight = true;
         Some(TakenWrite {
             pos,
-            buf,
+            chunks,
             file,
             pending,
         })
@@ -230,7 +245,7 @@ impl Shard {
         len: u64,
         pending: Pending,
         result: std::io::Result<()>,
-        written: Option<bytes::Bytes>,
+        written: Vec<bytes::Bytes>,
     ) -> bool {
         let mut st = self.state.lock();
         st.in_flight = false;

@@ -8,8 +8,6 @@ use std::io;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use std::os::unix::fs::FileExt;
-
 use super::{Appender, WriteOp};
 
 /// Which ops fail. `-1` means never; `n >= 0` means the op after `n` more successes fails,
@@ -65,7 +63,7 @@ impl Appender for FaultyAppender {
                 if FaultPlan::take(&self.plan.writes_before_failure) {
                     return Err(io::Error::from_raw_os_error(self.plan.errno));
                 }
-                op.file.write_all_at(&op.data, op.pos)?;
+                op.write_data_from(0)?;
                 if op.sync {
                     if FaultPlan::take(&self.plan.syncs_before_failure) {
                         return Err(io::Error::from_raw_os_error(self.plan.errno));

@@ -20,12 +20,60 @@ use std::fs::File;
 use std::io;
 use std::sync::Arc;
 
-/// One write for the committer: `data` at `pos` in `file`, then optionally `fdatasync`.
+/// One write for the committer: `chunks`, one after another, at `pos` in `file`, then
+/// optionally `fdatasync`.
+///
+/// The chunks are the shard's batches as they were encoded, so that queueing an append
+/// never copies it into one buffer (a vectored write takes them as they are).
 pub struct WriteOp {
     pub file: Arc<File>,
     pub pos: u64,
-    pub data: Vec<u8>,
+    pub chunks: Vec<Vec<u8>>,
     pub sync: bool,
+}
+
+impl WriteOp {
+    /// Bytes to write.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.iter().all(Vec::is_empty)
+    }
+
+    /// Writes the op's bytes from byte `from` on with positional writes, without syncing.
+    ///
+    /// # Errors
+    /// The first failing `pwrite`.
+    pub fn write_data_from(&self, from: usize) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut at = 0usize;
+        for chunk in &self.chunks {
+            let end = at + chunk.len();
+            if end > from {
+                let skip = from.saturating_sub(at);
+                self.file
+                    .write_all_at(&chunk[skip..], self.pos + (at + skip) as u64)?;
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Performs the op from byte `from` on with plain system calls: the portable backend,
+    /// and the uring backend's way to finish a short write.
+    ///
+    /// # Errors
+    /// The first failing `pwrite` or `fdatasync`.
+    pub fn perform_from(&self, from: usize) -> io::Result<()> {
+        self.write_data_from(from)?;
+        if self.sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
 }
 
 /// A backend that performs the committer's writes.

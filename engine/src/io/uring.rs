@@ -26,6 +26,10 @@ use super::{Appender, WriteOp};
 const RING_ENTRIES: u32 = 256;
 /// Attempts at `submit_and_wait` before the ring is declared broken.
 const RING_RETRIES: usize = 100;
+/// Most chunks in one vectored write (Linux's `IOV_MAX`); an op with more is written with
+/// plain system calls instead. Shards coalesce small batches, so this takes more than 64
+/// MiB pending on one shard.
+const MAX_IOVECS: usize = 1024;
 
 /// io_uring with linked write + fdatasync.
 pub struct UringAppender {
@@ -59,12 +63,26 @@ impl UringAppender {
         let mut written: Vec<Option<i32>> = vec![None; ops.len()];
         let mut synced: Vec<Option<i32>> = vec![None; ops.len()];
         let mut pushed = vec![false; ops.len()];
+        // The vectors the kernel reads the chunks' addresses from; they live (like the
+        // chunks) until their writes complete.
+        let mut iovecs: Vec<Vec<libc::iovec>> = Vec::with_capacity(ops.len());
         let mut expected = 0usize;
         for (i, op) in ops.iter().enumerate() {
+            iovecs.push(
+                op.chunks
+                    .iter()
+                    .map(|c| libc::iovec {
+                        iov_base: c.as_ptr() as *mut libc::c_void,
+                        iov_len: c.len(),
+                    })
+                    .collect(),
+            );
+            let iov = &iovecs[i];
+            if iov.len() > MAX_IOVECS {
+                continue;
+            }
             let fd = types::Fd(op.file.as_raw_fd());
-            // Buffers are below 4 GiB (batches are capped at 256 MiB, one write per shard).
-            let len = op.data.len().min(u32::MAX as usize) as u32;
-            let mut write = opcode::Write::new(fd, op.data.as_ptr(), len)
+            let mut write = opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32)
                 .offset(op.pos)
                 .build()
                 .user_data(user_data(round, i, false));
@@ -81,8 +99,9 @@ impl UringAppender {
                 // Cannot happen with rounds of RING_ENTRIES / 2 ops; finish it the portable way.
                 continue;
             }
-            // SAFETY: `op.data` lives in `ops`, borrowed for this whole call, and this round
-            // waits for the entry's completion before returning (or leaks the buffer if the
+            // SAFETY: `op.chunks` live in `ops`, borrowed for this whole call, and `iov` in
+            // `iovecs`, which is neither dropped nor changed (its inner vectors never move)
+            // until this round has waited for the entry's completion (or leaked both if the
             // ring breaks); the queue has room for the entry, checked above.
             unsafe {
                 let _ = sq.push(&write);
@@ -114,8 +133,9 @@ impl UringAppender {
                     for (i, op) in ops.iter_mut().enumerate() {
                         let done = written[i].is_some() && (!op.sync || synced[i].is_some());
                         if pushed[i] && !done {
-                            // The kernel may still read this buffer: never free it.
-                            std::mem::forget(std::mem::take(&mut op.data));
+                            // The kernel may still read these buffers: never free them.
+                            std::mem::forget(std::mem::take(&mut op.chunks));
+                            std::mem::forget(std::mem::take(&mut iovecs[i]));
                             results[i] = Err(io::Error::other(format!("io_uring failed: {e}")));
                             pushed[i] = false;
                         }
@@ -142,18 +162,18 @@ impl UringAppender {
         }
         for (i, op) in ops.iter().enumerate() {
             if !pushed[i] {
-                if op.data.is_empty() && results[i].is_err() {
+                if op.chunks.is_empty() && results[i].is_err() {
                     continue;
                 }
-                results[i] = super::sync::write_op(op, 0);
+                results[i] = op.perform_from(0);
                 continue;
             }
             let w = written[i].unwrap_or(-libc::EIO);
             results[i] = if w < 0 {
                 Err(io::Error::from_raw_os_error(-w))
-            } else if (w as usize) < op.data.len() {
+            } else if (w as usize) < op.len() {
                 // Short write: the linked sync was cancelled; finish with system calls.
-                super::sync::write_op(op, w as usize)
+                op.perform_from(w as usize)
             } else if !op.sync {
                 Ok(())
             } else {
@@ -214,7 +234,8 @@ mod tests {
                         .unwrap(),
                 ),
                 pos: 3,
-                data: vec![i as u8; 1000 + i],
+                // Several chunks, so the vectored write's order is checked too.
+                chunks: vec![vec![i as u8; 600], vec![!(i as u8); 400 + i]],
                 sync: i % 2 == 0,
             })
             .collect();
@@ -223,7 +244,8 @@ mod tests {
         for (i, op) in ops.iter().enumerate() {
             let mut b = vec![0u8; 1000 + i];
             op.file.read_exact_at(&mut b, 3).unwrap();
-            assert!(b.iter().all(|x| *x == i as u8));
+            assert!(b[..600].iter().all(|x| *x == i as u8));
+            assert!(b[600..].iter().all(|x| *x == !(i as u8)));
         }
     }
 
@@ -240,7 +262,7 @@ mod tests {
         let res = ring.submit(&mut [WriteOp {
             file: f,
             pos: 0,
-            data: vec![1; 10],
+            chunks: vec![vec![1; 10]],
             sync: true,
         }]);
         assert!(res[0].is_err());

@@ -295,13 +295,14 @@ impl ShardLog {
     }
 
     /// Makes a completed write at `pos` visible; `batches` are its batches' headers with their
-    /// positions relative to `pos`.
+    /// positions relative to `pos`, `written` its bytes (whole batches per chunk, in order)
+    /// for the tail cache.
     pub(crate) fn complete(
         &mut self,
         pos: u64,
         len: u64,
         batches: &[(u64, BatchHeader)],
-        written: Option<Bytes>,
+        written: Vec<Bytes>,
     ) {
         debug_assert_eq!(pos, self.active.visible_len, "writes complete in order");
         for (rel, h) in batches {
@@ -316,10 +317,16 @@ impl ShardLog {
             self.last_timestamp_ms = h.last_timestamp_ms;
         }
         self.active.visible_len = pos + len;
-        if let Some(bytes) = written.filter(|b| b.len() as u64 == len) {
+        // Cached only if the chunks are the whole write (a backend may have taken them).
+        if written.iter().map(|b| b.len() as u64).sum::<u64>() == len {
             let a = &mut self.active;
             a.tail_bytes += len;
-            a.tail.push_back((pos, bytes));
+            let mut at = pos;
+            for bytes in written {
+                let n = bytes.len() as u64;
+                a.tail.push_back((at, bytes));
+                at += n;
+            }
             while a.tail_bytes > self.opts.tail_cache_bytes {
                 match a.tail.pop_front() {
                     Some((_, b)) => a.tail_bytes -= b.len() as u64,
