@@ -64,6 +64,12 @@ struct ServeArgs {
     /// `sync`: acknowledge appends once on disk; `none`: once in the page cache.
     #[arg(long, default_value = "sync", value_parser = parse_durability)]
     durability: Durability,
+    /// Threads that write and sync shards' appends (default: 1 with io_uring, which syncs
+    /// every shard with data in one round; 4 with pwrite). More threads let one shard's
+    /// write proceed while another's sync runs: more throughput at the maximum rate, but a
+    /// longer latency tail at moderate rates (docs/performance.md).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    committer_threads: Option<u16>,
     /// Milliseconds a stream stays CREATING, UPDATING or DELETING after the change that
     /// started it, as on AWS (0: changes are immediate and streams are always ACTIVE).
     #[arg(long, default_value_t = 0)]
@@ -177,6 +183,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = EngineConfig {
         durability: args.durability,
         io: IoMode::from_env().map_err(anyhow::Error::msg)?,
+        committer_threads: args.committer_threads.map(usize::from),
         ..EngineConfig::default()
     };
     let engine = Engine::open(&args.data_dir, config)

@@ -10,7 +10,7 @@
 #   cargo build --release --bin shardline && benches/native/half-rate.sh 1 4
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-B=target/release/shardline
+B=${SHARDLINE_BIN:-target/release/shardline}
 
 run() { # shards, max | records/s
     local dir out pid e n json

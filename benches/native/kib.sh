@@ -10,7 +10,7 @@
 # 10 s pause, so the discards of what it deleted do not slow down the next one.
 #
 # Settings from the environment: SHARDS (4), PRODUCERS (2), BATCH (1000), DURABILITY
-# (sync), SHARDLINE_IO (uring).
+# (sync), SHARDLINE_IO (uring), SERVE_ARGS (more `serve` flags, e.g. --committer-threads 4).
 #
 #   cargo build --release --bin shardline && benches/native/kib.sh 3
 #
@@ -36,7 +36,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 kib() {
     local dir pid e n t0 t1 c0 c1
     dir=$(mktemp -d)
-    SHARDLINE_IO=${SHARDLINE_IO:-uring} $B serve --durability ${DURABILITY:-sync} --listen 127.0.0.1:0 \
+    SHARDLINE_IO=${SHARDLINE_IO:-uring} $B serve --durability ${DURABILITY:-sync} ${SERVE_ARGS:-} --listen 127.0.0.1:0 \
         --native-listen 127.0.0.1:0 --data-dir "$dir/data" > "$dir/out" 2> "$dir/err" &
     pid=$!
     for _ in $(seq 100); do

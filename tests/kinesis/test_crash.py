@@ -146,13 +146,16 @@ def check_log(log, producers):
     return len(where)
 
 
-def test_acknowledged_records_survive_repeated_kill_9(shardline_binary):
+# The default committer, and several committer threads (shards' writes and syncs overlap).
+@pytest.mark.parametrize("server_args", [[], ["--committer-threads", "4"]],
+                         ids=["default", "4-committers"])
+def test_acknowledged_records_survive_repeated_kill_9(shardline_binary, server_args):
     seed = int(os.environ.get("SHARDLINE_CRASH_SEED", random.randrange(1 << 32)))
     print(f"crash test seed: {seed} (set SHARDLINE_CRASH_SEED to replay)")
     rng = random.Random(seed)
     stream = "crash"
     with tempfile.TemporaryDirectory(prefix="shardline-crash-") as tmp:
-        server = start_server(shardline_binary, Path(tmp) / "data")
+        server = start_server(shardline_binary, Path(tmp) / "data", server_args)
         try:
             create_stream(server.client(), stream, SHARDS)
             endpoint = Endpoint(server.endpoint)
