@@ -11,19 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${SHARDLINE_BIN:-target/release/shardline}
+. benches/native/server.sh
 
 run() { # shards, max | records/s
     local dir out pid e n json
     dir=$(mktemp -d)
-    SHARDLINE_IO=uring $B serve --durability sync --listen 127.0.0.1:0 \
-        --native-listen 127.0.0.1:0 --data-dir "$dir/data" > "$dir/out" 2> "$dir/err" &
-    pid=$!
-    for _ in $(seq 100); do
-        [ "$(wc -l < "$dir/out")" -ge 2 ] && break
-        sleep 0.1
-    done
-    e=http://$(sed -n 1p "$dir/out" | grep -oE '[0-9.]+:[0-9]+')
-    n=$(sed -n 2p "$dir/out" | grep -oE '[0-9.]+:[0-9]+')
+    SHARDLINE_IO=uring start_server "$dir" --durability sync
     if [ "$2" = max ]; then
         $B bench --endpoint "$e" --native "$n" --stream max --shards "$1" --producers 2 \
             --batch-size 5000 --duration 12 --warmup 2 --cleanup --json > "$dir/json"

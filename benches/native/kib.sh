@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${SHARDLINE_BIN:-$PWD/target/release/shardline}
+. benches/native/server.sh
 rounds=${1:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -36,15 +37,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 kib() {
     local dir pid e n t0 t1 c0 c1
     dir=$(mktemp -d)
-    SHARDLINE_IO=${SHARDLINE_IO:-uring} $B serve --durability ${DURABILITY:-sync} ${SERVE_ARGS:-} --listen 127.0.0.1:0 \
-        --native-listen 127.0.0.1:0 --data-dir "$dir/data" > "$dir/out" 2> "$dir/err" &
-    pid=$!
-    for _ in $(seq 100); do
-        [ "$(wc -l < "$dir/out")" -ge 2 ] && break
-        sleep 0.1
-    done
-    e=http://$(sed -n 1p "$dir/out" | grep -oE '[0-9.]+:[0-9]+')
-    n=$(sed -n 2p "$dir/out" | grep -oE '[0-9.]+:[0-9]+')
+    # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+    start_server "$dir" --durability "${DURABILITY:-sync}" ${SERVE_ARGS:-}
     c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
     $B bench --endpoint "$e" --native "$n" --stream kib --shards ${SHARDS:-4} --producers ${PRODUCERS:-2} \
         --batch-size ${BATCH:-1000} --record-size 1024 --duration 12 --warmup 2 --cleanup --json > "$dir/json"
