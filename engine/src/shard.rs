@@ -6,8 +6,9 @@
 //! - Appends accumulate as pending chunks while the previous write is in flight: at most
 //!   one write per shard is in flight, and each covers every batch that arrived meanwhile
 //!   (group commit). A batch is queued as the buffer it was encoded in, not copied (small
-//!   ones are appended to a small last chunk, to keep the vectored write short). An append is acknowledged only after the write carrying it completed
-//!   (and was synced, with durability `sync`).
+//!   ones are appended to a small last chunk, to keep the vectored write short). An append
+//!   is acknowledged only after the write carrying it completed (and was synced, with
+//!   durability `sync`).
 //! - After a failed write or sync the shard is poisoned: the failed appends and every later
 //!   one get [`Error::Poisoned`], never success, until the engine is reopened.
 //! - A closed shard (split or merged) takes no appends; closing waits for pending writes.
