@@ -70,6 +70,11 @@ struct ServeArgs {
     /// longer latency tail at moderate rates (docs/performance.md).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     committer_threads: Option<u16>,
+    /// Write segments with O_DIRECT, past the page cache, where the file system allows it
+    /// (else a warning, and writes through the page cache). Saves the kernel's copy of every
+    /// append; sealed segments are then read from the disk the first time, not from memory.
+    #[arg(long)]
+    direct_writes: bool,
     /// Milliseconds a stream stays CREATING, UPDATING or DELETING after the change that
     /// started it, as on AWS (0: changes are immediate and streams are always ACTIVE).
     #[arg(long, default_value_t = 0)]
@@ -180,12 +185,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let config = EngineConfig {
+    let mut config = EngineConfig {
         durability: args.durability,
         io: IoMode::from_env().map_err(anyhow::Error::msg)?,
         committer_threads: args.committer_threads.map(usize::from),
         ..EngineConfig::default()
     };
+    config.log.direct_writes = args.direct_writes;
     let engine = Engine::open(&args.data_dir, config)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     for (name, shards) in args.create_streams {

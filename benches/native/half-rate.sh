@@ -5,7 +5,8 @@
 # 5,000), then five open-loop runs at half the median maximum (batches of 1,000). Each run
 # gets its own server (io_uring, durability sync) on 127.0.0.1 with a fresh data directory
 # under $TMPDIR, 2 producers, 100 B records, 12 s of which the first 2 are not measured,
-# and a 5 s pause afterwards. One line per run.
+# and a 5 s pause afterwards. One line per run. SERVE_ARGS adds `serve` flags (e.g.
+# --direct-writes); SHARDLINE_BIN runs another build.
 #
 #   cargo build --release --bin shardline && benches/native/half-rate.sh 1 4
 set -euo pipefail
@@ -16,7 +17,8 @@ B=${SHARDLINE_BIN:-target/release/shardline}
 run() { # shards, max | records/s
     local dir out pid e n json
     dir=$(mktemp -d)
-    SHARDLINE_IO=uring start_server "$dir" --durability sync
+    # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+    SHARDLINE_IO=uring start_server "$dir" --durability sync ${SERVE_ARGS:-}
     if [ "$2" = max ]; then
         $B bench --endpoint "$e" --native "$n" --stream max --shards "$1" --producers 2 \
             --batch-size 5000 --duration 12 --warmup 2 --cleanup --json > "$dir/json"

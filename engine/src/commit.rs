@@ -18,6 +18,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::io::{IoMode, WriteOp};
+use crate::log::direct::StagingPool;
 use crate::shard::Shard;
 
 /// The shared queue of shards with pending data, and the threads that drain it.
@@ -98,6 +99,7 @@ impl Committer {
 
     fn run(&self, mut backend: Box<dyn crate::io::Appender>, durability: Durability) {
         let sync = durability == Durability::Sync;
+        let staging = StagingPool::default();
         loop {
             let shards: Vec<Arc<Shard>> = {
                 let mut q = self.queue.lock();
@@ -113,33 +115,35 @@ impl Committer {
             let mut taken = Vec::with_capacity(shards.len());
             for shard in shards {
                 if let Some(w) = shard.take_write() {
-                    ops.push(WriteOp {
-                        file: w.file.clone(),
-                        pos: w.pos,
-                        chunks: w.chunks,
-                        sync,
+                    let chunks: Vec<bytes::Bytes> =
+                        w.chunks.into_iter().map(bytes::Bytes::from).collect();
+                    let len = chunks.iter().map(bytes::Bytes::len).sum::<usize>() as u64;
+                    ops.push(match &w.direct {
+                        // From the partial block's start, padded to whole blocks.
+                        Some(d) => WriteOp {
+                            file: d.file.clone(),
+                            pos: d.tail.start,
+                            chunks: vec![staging.stage(&d.tail, &chunks)],
+                            sync,
+                        },
+                        None => WriteOp {
+                            file: w.file.clone(),
+                            pos: w.pos,
+                            chunks: chunks.clone(),
+                            sync,
+                        },
                     });
-                    taken.push((shard, w.pos, w.pending));
+                    taken.push((shard, w.pos, len, w.pending, chunks));
                 }
             }
             if ops.is_empty() {
                 continue;
             }
-            let lens: Vec<u64> = ops.iter().map(|op| op.len() as u64).collect();
             let results = backend.submit(&mut ops);
-            let written = ops.iter_mut().map(|op| {
-                std::mem::take(&mut op.chunks)
-                    .into_iter()
-                    .map(bytes::Bytes::from)
-                    .collect::<Vec<_>>()
-            });
-            for (((shard, pos, pending), (len, result)), written) in taken
-                .into_iter()
-                .zip(lens.into_iter().zip(results))
-                .zip(written)
-            {
+            drop(ops);
+            for ((shard, pos, len, pending, chunks), result) in taken.into_iter().zip(results) {
                 // The written chunks become the shard's in-memory tail (no copy).
-                if shard.finish_write(pos, len, pending, result, written) {
+                if shard.finish_write(pos, len, pending, result, chunks) {
                     self.enqueue(shard);
                 }
             }

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Offset, ShardId};
 use crate::log::batch::{BatchHeader, PendingBatch};
 use crate::log::read::Limits;
-use crate::log::{BatchRead, ReadOutcome, RollPlan, ShardLog, Target};
+use crate::log::{BatchRead, DirectTarget, NewSegment, ReadOutcome, RollPlan, ShardLog, Target};
 
 /// What an acknowledged append got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,8 @@ pub(crate) struct TakenWrite {
     pub pos: u64,
     pub chunks: Vec<Vec<u8>>,
     pub file: Arc<std::fs::File>,
+    /// With direct writes, where to stage the write instead.
+    pub direct: Option<DirectTarget>,
     pub(crate) pending: Pending,
 }
 
@@ -228,12 +230,13 @@ impl Shard {
         }
         let mut pending = std::mem::take(&mut st.pending);
         let chunks = std::mem::take(&mut pending.chunks);
-        let (file, pos) = st.log.reserve(pending.len);
+        let at = st.log.reserve(pending.len);
         st.in_flight = true;
         Some(TakenWrite {
-            pos,
+            pos: at.pos,
             chunks,
-            file,
+            file: at.file,
+            direct: at.direct,
             pending,
         })
     }
@@ -322,12 +325,12 @@ impl Shard {
         requeue
     }
 
-    fn finish_roll(self: &Arc<Self>, plan: RollPlan, result: Result<std::fs::File>) {
+    fn finish_roll(self: &Arc<Self>, plan: RollPlan, result: Result<NewSegment>) {
         let mut st = self.state.lock();
         st.rolling = false;
         let mut failed = Vec::new();
         match result {
-            Ok(file) => st.log.install_roll(plan, file),
+            Ok(new) => st.log.install_roll(plan, new),
             Err(e) => {
                 tracing::error!("shard {}: rolling segment failed: {e}", self.id);
                 let cause = format!("segment roll failed: {e}");
@@ -414,6 +417,11 @@ impl Shard {
         self.state.lock().log.last_timestamp_ms()
     }
 
+    /// Whether the shard's active segment is written with `O_DIRECT`.
+    pub fn writes_direct(&self) -> bool {
+        self.state.lock().log.writes_direct()
+    }
+
     /// Bytes the shard's log takes on disk, and its number of segments.
     pub fn disk_usage(&self) -> (u64, usize) {
         let st = self.state.lock();
@@ -469,6 +477,7 @@ impl Shard {
                 cause: cause.clone(),
             });
         }
+        st.log.cut_padding();
         Ok(Offset(st.log.next_offset()))
     }
 

@@ -20,27 +20,30 @@ use std::fs::File;
 use std::io;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 /// One write for the committer: `chunks`, one after another, at `pos` in `file`, then
 /// optionally `fdatasync`.
 ///
 /// The chunks are the shard's batches as they were encoded, so that queueing an append
-/// never copies it into one buffer (a vectored write takes them as they are).
+/// never copies it into one buffer (a vectored write takes them as they are); with direct
+/// writes, one block-aligned staging buffer (`log::direct`).
 pub struct WriteOp {
     pub file: Arc<File>,
     pub pos: u64,
-    pub chunks: Vec<Vec<u8>>,
+    pub chunks: Vec<Bytes>,
     pub sync: bool,
 }
 
 impl WriteOp {
     /// Bytes to write.
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
+        self.chunks.iter().map(Bytes::len).sum()
     }
 
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.chunks.iter().all(Vec::is_empty)
+        self.chunks.iter().all(Bytes::is_empty)
     }
 
     /// Writes the op's bytes from byte `from` on with positional writes, without syncing.

@@ -235,7 +235,7 @@ mod tests {
                 ),
                 pos: 3,
                 // Several chunks, so the vectored write's order is checked too.
-                chunks: vec![vec![i as u8; 600], vec![!(i as u8); 400 + i]],
+                chunks: vec![vec![i as u8; 600].into(), vec![!(i as u8); 400 + i].into()],
                 sync: i % 2 == 0,
             })
             .collect();
@@ -262,7 +262,7 @@ mod tests {
         let res = ring.submit(&mut [WriteOp {
             file: f,
             pos: 0,
-            chunks: vec![vec![1; 10]],
+            chunks: vec![vec![1; 10].into()],
             sync: true,
         }]);
         assert!(res[0].is_err());

@@ -14,10 +14,11 @@
 //!
 //! Submodules: [`batch`] (framing), [`segment`] (files), [`index`] (sparse indexes),
 //! [`recovery`] (scanning), [`mmap`] (maps of sealed segments), [`read`] (the read path),
-//! `bufpool` (reused `pread` buffers).
+//! [`direct`] (`O_DIRECT` writes), `bufpool` (reused `pread` buffers).
 
 pub mod batch;
 mod bufpool;
+pub mod direct;
 pub mod index;
 pub mod mmap;
 pub mod read;
@@ -55,6 +56,10 @@ pub struct LogOptions {
     /// Recent writes to the active segment kept in memory, so readers near the tail (most
     /// consumers) are served without `pread` or copies.
     pub tail_cache_bytes: u64,
+    /// Write the active segment with `O_DIRECT` where the file system allows it
+    /// ([`direct`]): no copy into the page cache, but sealed segments are then read from the
+    /// disk, not from memory, the first time.
+    pub direct_writes: bool,
 }
 
 impl Default for LogOptions {
@@ -66,6 +71,7 @@ impl Default for LogOptions {
             recovery: RecoveryMode::Refuse,
             read_mode: ReadMode::Mmap,
             tail_cache_bytes: 8 << 20,
+            direct_writes: false,
         }
     }
 }
@@ -116,6 +122,45 @@ pub(crate) struct Active {
     /// The most recent completed writes, by file position: whole batches, as on disk.
     pub tail: VecDeque<(u64, Bytes)>,
     pub tail_bytes: u64,
+    /// Set when the segment is written with `O_DIRECT`.
+    pub direct: Option<DirectTarget>,
+}
+
+/// Where a direct write goes: the segment opened with `O_DIRECT`, and its last partial block.
+#[derive(Debug, Clone)]
+pub(crate) struct DirectTarget {
+    pub file: Arc<File>,
+    pub tail: direct::TailBlock,
+}
+
+impl DirectTarget {
+    /// Opens `path`, whose log ends at `end`, for direct writes if `opts` asks for them
+    /// (`None` where the file system does not take them, or the partial block cannot be
+    /// read).
+    fn for_segment(opts: &LogOptions, path: &Path, file: &File, end: u64) -> Option<DirectTarget> {
+        if !opts.direct_writes {
+            return None;
+        }
+        let direct = direct::open(path)?;
+        match direct::TailBlock::read(file, end) {
+            Ok(tail) => Some(DirectTarget {
+                file: Arc::new(direct),
+                tail,
+            }),
+            Err(e) => {
+                tracing::warn!("reading the last block of {}: {e}", path.display());
+                None
+            }
+        }
+    }
+}
+
+/// Space reserved for a write: where it goes.
+pub(crate) struct Reservation {
+    pub file: Arc<File>,
+    pub pos: u64,
+    /// With direct writes: the write is staged from the tail block on instead.
+    pub direct: Option<DirectTarget>,
 }
 
 /// A planned roll: seal the active segment (sync it, write its index) and create the next.
@@ -126,15 +171,28 @@ pub(crate) struct RollPlan {
     path: PathBuf,
     index_path: PathBuf,
     index: Vec<u8>,
+    /// The log's end in the sealed file: a direct write's padding after it is cut off.
+    len: u64,
     new_id: SegmentId,
+    opts: LogOptions,
+}
+
+/// A segment created by a roll.
+pub(crate) struct NewSegment {
+    file: File,
+    direct: Option<DirectTarget>,
 }
 
 impl RollPlan {
-    /// Syncs the old segment, writes its index, creates the new segment durably.
+    /// Cuts the old segment at the log's end, syncs it, writes its index, creates the new
+    /// segment durably.
     ///
     /// # Errors
     /// I/O errors syncing or creating; nothing is half-created.
-    pub(crate) fn execute(&self) -> Result<File> {
+    pub(crate) fn execute(&self) -> Result<NewSegment> {
+        self.file
+            .set_len(self.len)
+            .map_err(|e| Error::io("cut padding off sealed segment", &self.path, e))?;
         self.file
             .sync_all()
             .map_err(|e| Error::io("sync sealed segment", &self.path, e))?;
@@ -144,7 +202,10 @@ impl RollPlan {
         }
         let file = segment::create(&self.dir, self.new_id)?;
         fsync_dir(&self.dir)?;
-        Ok(file)
+        let path = segment::log_path(&self.dir, self.new_id);
+        let direct =
+            DirectTarget::for_segment(&self.opts, &path, &file, segment::HEADER_LEN as u64);
+        Ok(NewSegment { file, direct })
     }
 }
 
@@ -247,9 +308,14 @@ impl ShardLog {
         Ok(ShardLog {
             dir: dir.to_path_buf(),
             shard,
-            opts,
             sealed: Arc::new(Vec::new()),
-            active: new_active(dir, id, file),
+            active: {
+                let path = segment::log_path(dir, id);
+                let direct =
+                    DirectTarget::for_segment(&opts, &path, &file, segment::HEADER_LEN as u64);
+                new_active(dir, id, file, direct)
+            },
+            opts,
             next_offset: start,
             last_timestamp_ms: 0,
             trim_offset: start,
@@ -286,12 +352,34 @@ impl ShardLog {
         self.sealed.len() + 1
     }
 
-    /// Reserves `len` bytes at the end of the active segment for a write; returns the file
-    /// and the position to write at.
-    pub(crate) fn reserve(&mut self, len: u64) -> (Arc<File>, u64) {
-        let pos = self.active.reserved_len;
-        self.active.reserved_len += len;
-        (self.active.file.clone(), pos)
+    /// Reserves `len` bytes at the end of the active segment for a write; says where to
+    /// write them.
+    pub(crate) fn reserve(&mut self, len: u64) -> Reservation {
+        let a = &mut self.active;
+        let pos = a.reserved_len;
+        a.reserved_len += len;
+        Reservation {
+            file: a.file.clone(),
+            pos,
+            direct: a.direct.clone(),
+        }
+    }
+
+    /// Cuts direct writes' padding off the end of the active segment, so that the file
+    /// holds the log and nothing else (when the shard closes; recovery would do it too).
+    /// Only with no write in flight.
+    pub(crate) fn cut_padding(&self) {
+        let a = &self.active;
+        if a.direct.is_some() && a.reserved_len == a.visible_len {
+            if let Err(e) = a.file.set_len(a.visible_len) {
+                tracing::warn!("cutting the padding off {}: {e}", a.path.display());
+            }
+        }
+    }
+
+    /// Whether the active segment is written with `O_DIRECT`.
+    pub fn writes_direct(&self) -> bool {
+        self.active.direct.is_some()
     }
 
     /// Makes a completed write at `pos` visible; `batches` are its batches' headers with their
@@ -317,8 +405,18 @@ impl ShardLog {
             self.last_timestamp_ms = h.last_timestamp_ms;
         }
         self.active.visible_len = pos + len;
+        let whole = written.iter().map(|b| b.len() as u64).sum::<u64>() == len;
+        if let Some(d) = &mut self.active.direct {
+            if whole && d.tail.end() == pos {
+                d.tail.advance(&written);
+            } else {
+                // The partial block is unknown: write through the page cache from now on.
+                tracing::warn!("{}: direct writes stopped", self.active.path.display());
+                self.active.direct = None;
+            }
+        }
         // Cached only if the chunks are the whole write (a backend may have taken them).
-        if written.iter().map(|b| b.len() as u64).sum::<u64>() == len {
+        if whole {
             let a = &mut self.active;
             a.tail_bytes += len;
             let mut at = pos;
@@ -356,8 +454,8 @@ impl ShardLog {
         let Some(plan) = self.plan_roll() else {
             return Ok(());
         };
-        let file = plan.execute()?;
-        self.install_roll(plan, file);
+        let new = plan.execute()?;
+        self.install_roll(plan, new);
         Ok(())
     }
 
@@ -376,18 +474,21 @@ impl ShardLog {
             path: a.path.clone(),
             index_path: segment::index_path(&self.dir, a.id),
             index: a.index.encode(a.visible_len),
+            len: a.visible_len,
             new_id: SegmentId(self.next_offset),
+            opts: self.opts.clone(),
         })
     }
 
     /// Seals the active segment and makes the planned new segment active. The log must not
     /// have changed since [`ShardLog::plan_roll`].
-    pub(crate) fn install_roll(&mut self, plan: RollPlan, file: File) {
+    pub(crate) fn install_roll(&mut self, plan: RollPlan, new: NewSegment) {
         debug_assert_eq!(
             plan.new_id.0, self.next_offset,
             "no append between plan and install"
         );
-        let old = std::mem::replace(&mut self.active, new_active(&self.dir, plan.new_id, file));
+        let next = new_active(&self.dir, plan.new_id, new.file, new.direct);
+        let old = std::mem::replace(&mut self.active, next);
         let sealed = Sealed {
             id: old.id,
             path: old.path,
@@ -483,10 +584,13 @@ impl ShardLog {
     }
 }
 
-fn new_active(dir: &Path, id: SegmentId, file: File) -> Active {
+/// A new segment's writer state.
+fn new_active(dir: &Path, id: SegmentId, file: File, direct: Option<DirectTarget>) -> Active {
+    let path = segment::log_path(dir, id);
     Active {
         id,
-        path: segment::log_path(dir, id),
+        path,
+        direct,
         file: Arc::new(file),
         reserved_len: segment::HEADER_LEN as u64,
         visible_len: segment::HEADER_LEN as u64,
@@ -682,7 +786,8 @@ fn open_active(
             last_timestamp_ms: min_ts,
             ..Scan::default()
         };
-        return Ok((new_active(dir, id, file), scan));
+        let direct = DirectTarget::for_segment(opts, &path, &file, scan.valid_len);
+        return Ok((new_active(dir, id, file, direct), scan));
     }
     let (file, len) = segment::open(dir, id)?;
     let bytes = segment::read_at(&file, 0, len as usize)
@@ -691,13 +796,22 @@ fn open_active(
     if let Some(d) = &scan.damage {
         match (d.resume_at, opts.recovery) {
             (None, _) => {
-                tracing::info!(
-                    "truncating torn tail of {} at byte {} ({}; {} bytes dropped)",
-                    path.display(),
-                    d.pos,
-                    d.reason,
-                    len - d.pos
-                );
+                let dropped = len - d.pos;
+                let padding = dropped < direct::BLOCK as u64
+                    && bytes[d.pos as usize..].iter().all(|b| *b == 0);
+                if padding {
+                    tracing::debug!(
+                        "cutting {dropped} bytes of direct-write padding off {}",
+                        path.display()
+                    );
+                } else {
+                    tracing::info!(
+                        "truncating torn tail of {} at byte {} ({}; {dropped} bytes dropped)",
+                        path.display(),
+                        d.pos,
+                        d.reason,
+                    );
+                }
                 file.set_len(d.pos)
                     .map_err(|e| Error::io("truncate torn tail", &path, e))?;
                 file.sync_all()
@@ -720,7 +834,9 @@ fn open_active(
         }
     }
     let _ = std::fs::remove_file(segment::index_path(dir, id));
+    let direct = DirectTarget::for_segment(opts, &path, &file, scan.valid_len);
     let active = Active {
+        direct,
         tail: VecDeque::new(),
         tail_bytes: 0,
         id,

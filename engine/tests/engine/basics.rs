@@ -12,6 +12,7 @@ fn config(io: IoMode) -> EngineConfig {
         ..EngineConfig::default()
     };
     c.log.segment_max_bytes = 4096;
+    c.log.direct_writes = harness::direct_writes();
     c
 }
 
@@ -178,6 +179,7 @@ fn mixed_batch_sizes_from_concurrent_producers_read_back_exactly() {
             ..EngineConfig::default()
         };
         c.durability = Durability::Sync;
+        c.log.direct_writes = harness::direct_writes();
         let engine = harness::open(dir.path(), c.clone()).unwrap();
         let s = engine.create_stream(CreateStream::new("s", 1)).unwrap();
         let threads: Vec<_> = (0..4u8)

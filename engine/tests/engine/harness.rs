@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use shardline_engine::hashkey::HashKey;
 use shardline_engine::io::IoMode;
-use shardline_engine::log::batch;
-use shardline_engine::log::segment;
+use shardline_engine::log::{batch, direct, segment};
 use shardline_engine::{
     Engine, EngineConfig, Offset, PutRecord, PutResult, Record, Shard, ShardId, Stream,
 };
@@ -21,13 +20,20 @@ pub fn io_mode() -> IoMode {
     IoMode::from_env().unwrap_or_else(|bad| panic!("{bad}"))
 }
 
+/// Whether `scripts/test` asks for direct writes (`SHARDLINE_DIRECT_WRITES=1`).
+pub fn direct_writes() -> bool {
+    std::env::var("SHARDLINE_DIRECT_WRITES").is_ok_and(|v| v == "1")
+}
+
 /// Small segments so that rolls happen, dense sparse indexes so that lookups use them, and
 /// no background maintenance: retention runs only when a test calls `run_maintenance`.
+/// The backend and direct writes as `scripts/test` asks.
 pub fn config() -> EngineConfig {
     let mut c = EngineConfig {
         io: io_mode(),
         ..EngineConfig::default()
     };
+    c.log.direct_writes = direct_writes();
     c.log.segment_max_bytes = 4096;
     c.log.index_interval_bytes = 256;
     c.maintenance_interval = Duration::from_secs(3600);
@@ -63,6 +69,13 @@ pub fn open(dir: &Path, config: EngineConfig) -> shardline_engine::Result<Arc<En
 /// last reference), through the gate.
 pub fn close(engine: Arc<Engine>) {
     engine.shutdown();
+    let _gate = spawn_gate();
+    drop(engine);
+}
+
+/// Drops the engine without shutting it down, as a crash would leave its files (the
+/// committer is stopped, nothing else is done), through the gate.
+pub fn crash(engine: Arc<Engine>) {
     let _gate = spawn_gate();
     drop(engine);
 }
@@ -139,6 +152,26 @@ pub fn segment_files(shard_dir: &Path) -> Vec<(u64, PathBuf)> {
         .collect();
     v.sort();
     v
+}
+
+/// Where the log ends in a segment file's bytes: after the last whole, valid batch.
+pub fn log_end(bytes: &[u8]) -> usize {
+    let mut pos = segment::HEADER_LEN;
+    while let Ok(h) = batch::verify(&bytes[pos..]) {
+        pos += h.len as usize;
+    }
+    pos
+}
+
+/// A segment file's bytes without direct writes' padding (the zeros, fewer than a block,
+/// after the last batch of an active segment written with `O_DIRECT` while it is open).
+pub fn read_log(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let end = log_end(&bytes);
+    if bytes.len() - end < direct::BLOCK && bytes[end..].iter().all(|b| *b == 0) {
+        bytes.truncate(end);
+    }
+    bytes
 }
 
 /// The byte ranges of the batches in a segment file, following their length fields.

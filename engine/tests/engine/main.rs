@@ -1,6 +1,7 @@
 //! Black-box tests of the engine through its public API, on real files.
 //!
 //! - `basics`: put, read, reopen; group commit.
+//! - `direct`: direct (`O_DIRECT`) writes: padding, and what cuts it off.
 //! - `model`: random operations checked against a `Vec` of records per shard (proptest).
 //! - `surgery`: crash recovery by file surgery: torn tails, flipped bytes, garbage, indexes.
 //! - `faults`: failed writes and fsyncs through a fault-injecting I/O backend.
@@ -16,6 +17,8 @@
 
 #[cfg(test)]
 mod basics;
+#[cfg(test)]
+mod direct;
 #[cfg(test)]
 mod faults;
 #[cfg(test)]

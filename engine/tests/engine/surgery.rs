@@ -711,7 +711,7 @@ fn a_torn_group_commit_write_is_a_torn_tail_even_if_later_batches_survived() {
             p.join().unwrap();
         }
         let (_, path) = segment_files(&shard_dir).pop().unwrap();
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = harness::read_log(&path);
         // Batches grouped by write: a write's first batch carries FLAG_WRITE_START.
         let mut writes: Vec<Vec<(std::ops::Range<usize>, u64)>> = Vec::new();
         for r in batch_ranges(&bytes) {
