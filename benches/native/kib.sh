@@ -2,15 +2,16 @@
 # 1 KiB native ingest against the disk's fdatasynced write bandwidth (docs/performance.md,
 # issue 5).
 #
-# Runs `rounds` times (default 3): `dd` writing 1 GiB in 1 MiB writes with `oflag=dsync`
-# (the disk's synced bandwidth), then one 1 KiB run against a fresh server (io_uring,
+# Runs `rounds` times (default 3): `dd` writing 1 GiB in 1 MiB writes with `oflag=dsync`,
+# through the page cache and again with `oflag=direct,dsync` past it (the disk's synced
+# bandwidth is the higher of the two), then one 1 KiB run against a fresh server (io_uring,
 # durability sync, 4 shards, 2 producers, batches of 1,000, 12 s of which the first 2 are
 # not measured), with the server's CPU use over the run from /proc. One line per step.
 # Data directories live under $TMPDIR (the disk being measured). Each step is followed by a
 # 10 s pause, so the discards of what it deleted do not slow down the next one.
 #
 # Settings from the environment: SHARDS (4), PRODUCERS (2), BATCH (1000), DURABILITY
-# (sync), SHARDLINE_IO (uring), SERVE_ARGS (more `serve` flags, e.g. --committer-threads 4).
+# (sync), SHARDLINE_IO (uring), SERVE_ARGS (more `serve` flags, e.g. --direct-writes).
 #
 #   cargo build --release --bin shardline && benches/native/kib.sh 3
 #
@@ -25,11 +26,14 @@ trap 'rm -rf "$work"' EXIT
 dd if=/dev/urandom of="$work/src.bin" bs=1M count=1024 status=none
 
 disk() {
-    dd if="$work/src.bin" of="$work/dsync.bin" bs=1M count=1024 oflag=dsync 2>&1 |
-        grep -oE '[0-9.]+ [MG]B/s' | sed 's/^/dd 1 MiB + dsync: /'
-    rm -f "$work/dsync.bin"
-    # The disk is mounted with `discard`: let the deletion's discards finish first.
-    sync; sleep 10
+    local flags
+    for flags in dsync direct,dsync; do
+        dd if="$work/src.bin" of="$work/dsync.bin" bs=1M count=1024 oflag=$flags 2>&1 |
+            grep -oE '[0-9.]+ [MG]B/s' | sed "s/^/dd 1 MiB, oflag=$flags: /"
+        rm -f "$work/dsync.bin"
+        # The disk is mounted with `discard`: let the deletion's discards finish first.
+        sync; sleep 10
+    done
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -34,8 +34,8 @@ use super::segment;
 /// Alignment of direct writes: position, length and buffer address.
 pub const BLOCK: usize = 4096;
 
-/// Staging buffers kept for reuse by a [`StagingPool`].
-const POOLED_BUFFERS: usize = 16;
+/// Capacity of the staging buffers a [`StagingPool`] keeps for reuse, in all.
+const POOLED_BYTES: usize = 64 << 20;
 
 fn align_down(n: u64) -> u64 {
     n - n % BLOCK as u64
@@ -157,14 +157,15 @@ impl AsRef<[u8]> for Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         let mut pool = self.pool.lock();
-        if pool.len() < POOLED_BUFFERS {
+        let kept: usize = pool.iter().map(Vec::capacity).sum();
+        if kept + self.buf.capacity() <= POOLED_BYTES {
             pool.push(std::mem::take(&mut self.buf));
         }
     }
 }
 
 /// Builds direct writes' buffers, reusing them (a fresh buffer costs a page fault and the
-/// zeroing of every page).
+/// zeroing of every page), up to `POOLED_BYTES` of them.
 #[derive(Default)]
 pub struct StagingPool(Arc<Mutex<Vec<Vec<u8>>>>);
 
