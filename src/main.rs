@@ -75,6 +75,12 @@ struct ServeArgs {
     /// append; sealed segments are then read from the disk the first time, not from memory.
     #[arg(long)]
     direct_writes: bool,
+    /// Roll a shard's active segment once it holds this many bytes (1 MiB to 4 GiB). Each
+    /// roll syncs the old segment, writes its index and creates the next one, while that
+    /// shard's appends wait; fewer rolls mean fewer such pauses, larger segments mean
+    /// retention deletes in larger steps.
+    #[arg(long, default_value_t = 128 << 20, value_parser = parse_segment_bytes)]
+    segment_max_bytes: u64,
     /// Milliseconds a stream stays CREATING, UPDATING or DELETING after the change that
     /// started it, as on AWS (0: changes are immediate and streams are always ACTIVE).
     #[arg(long, default_value_t = 0)]
@@ -117,6 +123,16 @@ struct ServeArgs {
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
     Durability::parse(s).ok_or_else(|| format!("'{s}' is not one of sync, none"))
+}
+
+fn parse_segment_bytes(s: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bytes"))?;
+    if !(1 << 20..=4 << 30).contains(&n) {
+        return Err(format!("{n} is not between 1048576 and {}", 4u64 << 30));
+    }
+    Ok(n)
 }
 
 fn parse_window_bytes(s: &str) -> Result<usize, String> {
@@ -192,6 +208,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..EngineConfig::default()
     };
     config.log.direct_writes = args.direct_writes;
+    config.log.segment_max_bytes = args.segment_max_bytes;
     let engine = Engine::open(&args.data_dir, config)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     for (name, shards) in args.create_streams {

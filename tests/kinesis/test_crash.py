@@ -10,6 +10,7 @@ SHARDLINE_CRASH_SEED to replay a failure's kill timing.
 
 import os
 import random
+import subprocess
 import tempfile
 import threading
 import time
@@ -280,3 +281,43 @@ def test_graceful_restart_keeps_streams_records_and_iterators(shardline_binary):
         finally:
             if server.proc is not None:
                 server.stop_and_check()
+
+
+def test_segment_max_bytes_flag_rolls_segments_and_keeps_records(shardline_binary):
+    """`serve --segment-max-bytes 1048576`: a shard's log rolls into segments of about 1 MiB
+    (at most one write over), with direct writes too, and every record reads back before
+    and after a restart. Values outside 1 MiB to 4 GiB are refused at start."""
+    with tempfile.TemporaryDirectory(prefix="shardline-seg-") as tmp:
+        data = Path(tmp) / "data"
+        server = start_server(shardline_binary, data,
+                              ["--segment-max-bytes", "1048576", "--direct-writes"])
+        try:
+            client = server.client()
+            create_stream(client, "seg", 1)
+            sent = []
+            for i in range(40):
+                batch = [os.urandom(20_000 + 97 * k) for k in range(5)]
+                out = client.put_records(StreamName="seg", Records=[
+                    {"Data": d, "PartitionKey": f"k{i}"} for d in batch])
+                assert out["FailedRecordCount"] == 0
+                sent.extend(zip(batch, (r["SequenceNumber"] for r in out["Records"])))
+            records, _ = read_shard(client, "seg", shard_id(0))
+            assert [(r["Data"], r["SequenceNumber"]) for r in records] == sent
+            server.stop_and_check()
+            logs = sorted(data.glob("streams/*-seg/shardId-000000000000/*.log"))
+            assert len(logs) >= 4, [p.name for p in logs]
+            for p in logs[:-1]:
+                # Sealed: over 1 MiB by at most one write (five records here).
+                assert (1 << 20) <= p.stat().st_size < (1 << 20) + 150_000, (p, p.stat())
+            server.start()
+            records, _ = read_shard(server.client(), "seg", shard_id(0))
+            assert [(r["Data"], r["SequenceNumber"]) for r in records] == sent
+        finally:
+            if server.proc is not None:
+                server.stop_and_check()
+    for bad in ["1048575", str((4 << 30) + 1), "lots"]:
+        proc = subprocess.run(
+            [str(shardline_binary), "serve", "--segment-max-bytes", bad, "--data-dir", tmp],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert proc.returncode != 0, bad
+        assert "--segment-max-bytes" in proc.stderr, proc.stderr
