@@ -22,7 +22,8 @@ pub fn map_sealed(file: &File, len: u64) -> io::Result<Bytes> {
     // SAFETY: only sealed segments are mapped, and a sealed segment is never written or
     // truncated again (segment.rs invariant); the data directory is held under an exclusive
     // lock, so no other shardline process writes it; retention unlinks files, which leaves
-    // live maps valid; truncation only runs in recovery, before any map of the file exists.
+    // live maps valid; truncation only runs in recovery, and when a roll cuts direct writes'
+    // padding off the segment it seals, both before any map of the file exists.
     let map: Mmap = unsafe { MmapOptions::new().len(len).map(file)? };
     // Replay reads segments front to back; the hint is only advice, so failure is harmless.
     let _ = map.advise(Advice::Sequential);
