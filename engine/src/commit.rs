@@ -117,7 +117,7 @@ impl Committer {
                 if let Some(w) = shard.take_write() {
                     let chunks: Vec<bytes::Bytes> =
                         w.chunks.into_iter().map(bytes::Bytes::from).collect();
-                    let len = chunks.iter().map(bytes::Bytes::len).sum::<usize>() as u64;
+                    let len = w.pending.len;
                     ops.push(match &w.direct {
                         // From the partial block's start, padded to whole blocks.
                         Some(d) => WriteOp {
