@@ -7,6 +7,10 @@
 //! - One round takes every queued shard's pending chunks and hands all of them to the
 //!   I/O backend at once: with io_uring, every shard's write and linked `fdatasync` run in
 //!   parallel in the kernel, and appends that arrive during a round wait for the next one.
+//! - A request that spans several shards of a stream queues them together, after encoding
+//!   all of its batches ([`Committer::enqueue_all`]): a thread woken by the first shard
+//!   would otherwise start a round with that shard alone, and the request would wait for
+//!   two rounds.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,6 +99,16 @@ impl Committer {
     pub(crate) fn enqueue(&self, shard: Arc<Shard>) {
         self.queue.lock().push_back(shard);
         self.wake.notify_one();
+    }
+
+    /// Queues several shards at once, so that a thread woken for the first finds them all
+    /// and writes them in one round.
+    pub(crate) fn enqueue_all(&self, shards: Vec<Arc<Shard>>) {
+        let n = shards.len();
+        self.queue.lock().extend(shards);
+        for _ in 0..n {
+            self.wake.notify_one();
+        }
     }
 
     fn run(&self, mut backend: Box<dyn crate::io::Appender>, durability: Durability) {

@@ -156,7 +156,25 @@ impl Shard {
     ///
     /// # Errors
     /// [`Error::Poisoned`] after an I/O failure; [`Error::ShardClosed`] once closed.
-    pub fn submit(self: &Arc<Self>, mut batch: PendingBatch) -> Result<AppendReceiver> {
+    pub fn submit(self: &Arc<Self>, batch: PendingBatch) -> Result<AppendReceiver> {
+        let (rx, queue) = self.submit_unqueued(batch)?;
+        if queue {
+            self.committer.enqueue(self.clone());
+        }
+        Ok(rx)
+    }
+
+    /// As [`Shard::submit`], but when the shard must be queued for the committer, says so
+    /// (`true`) instead of queueing it: the caller must then queue it on the shard's
+    /// committer, with [`Committer::enqueue_all`] (which lets a request's batches for several shards reach
+    /// the committer together, and be written in one round rather than two).
+    ///
+    /// # Errors
+    /// As [`Shard::submit`].
+    pub(crate) fn submit_unqueued(
+        self: &Arc<Self>,
+        mut batch: PendingBatch,
+    ) -> Result<(AppendReceiver, bool)> {
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
         if let Some(cause) = &st.poisoned {
@@ -204,12 +222,10 @@ impl Shard {
         });
         st.assigned_next += u64::from(count);
         st.last_assigned_ts = ts;
-        if !st.queued && !st.in_flight {
-            st.queued = true;
-            drop(st);
-            self.committer.enqueue(self.clone());
-        }
-        Ok(rx)
+        let queue = !st.queued && !st.in_flight;
+        // Marked queued now: no one else queues it, and the caller does (see above).
+        st.queued |= queue;
+        Ok((rx, queue))
     }
 
     /// Appends `batch` and waits for its acknowledgement (blocking; not for async contexts).

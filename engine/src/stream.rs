@@ -232,6 +232,8 @@ impl Stream {
         let mut failed: Vec<Option<Error>> = records.iter().map(|_| None).collect();
         let mut done = vec![false; records.len()];
         let mut groups_out = Vec::new();
+        // Shards to hand to the committer once every group is encoded (see below).
+        let mut to_queue: Vec<Arc<Shard>> = Vec::new();
         for attempt in 0..3 {
             // One routing snapshot per attempt; groups are indexed like the routes.
             let routes = self.routes.read().clone();
@@ -279,9 +281,12 @@ impl Stream {
                     .collect();
                 let submitted = PendingBatch::encode(&refs)
                     .map_err(Error::InvalidInput)
-                    .and_then(|batch| route.shard.submit(batch));
+                    .and_then(|batch| route.shard.submit_unqueued(batch));
                 match submitted {
-                    Ok(rx) => {
+                    Ok((rx, queue)) => {
+                        if queue {
+                            to_queue.push(route.shard.clone());
+                        }
                         for &i in &idx {
                             done[i] = true;
                         }
@@ -297,6 +302,11 @@ impl Stream {
                     }
                 }
             }
+        }
+        // All at once (see the committer's invariants). Every shard of the stream was made
+        // with the stream's committer.
+        if !to_queue.is_empty() {
+            self.committer.enqueue_all(to_queue);
         }
         for (i, d) in done.iter().enumerate() {
             if !d {
