@@ -207,6 +207,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         committer_threads: args.committer_threads.map(usize::from),
         ..EngineConfig::default()
     };
+    let metrics = api::metrics::Metrics::new();
+    config.commit_observer = Some(metrics.commit_observer());
     config.log.direct_writes = args.direct_writes;
     config.log.segment_max_bytes = args.segment_max_bytes;
     let engine = Engine::open(&args.data_dir, config)
@@ -232,7 +234,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shard_limit: args.shard_limit,
             subscription_lifetime: std::time::Duration::from_millis(args.subscription_lifetime_ms),
         },
-        metrics: api::metrics::Metrics::new(),
+        metrics,
         limits: args.emulate_limits.then(api::limits::Limits::default),
         subscriptions: api::subscribe::Subscriptions::default(),
     });

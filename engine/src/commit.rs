@@ -8,7 +8,7 @@
 //!   I/O backend at once: with io_uring, every shard's write and linked `fdatasync` run in
 //!   parallel in the kernel, and appends that arrive during a round wait for the next one.
 //! - A request that spans several shards of a stream queues them together, after encoding
-//!   all of its batches ([`Committer::enqueue_all`]): a thread woken by the first shard
+//!   all of its batches (`Committer::enqueue_all`): a thread woken by the first shard
 //!   would otherwise start a round with that shard alone, and the request would wait for
 //!   two rounds.
 
@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -25,6 +26,26 @@ use crate::io::{IoMode, WriteOp};
 use crate::log::direct::StagingPool;
 use crate::shard::Shard;
 
+/// One completed round, as a [`CommitObserver`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Shards written (each one write, and one `fdatasync` with durability `sync`).
+    pub writes: usize,
+    /// Those writes that failed (their shards are poisoned).
+    pub failed: usize,
+    /// Log bytes appended: the batches, without direct writes' re-written block or padding.
+    pub bytes: u64,
+    /// From handing the writes to the I/O backend until it returned them all (write and
+    /// sync), on the committer thread.
+    pub elapsed: Duration,
+}
+
+/// Told about every round, for metrics: called on the committer thread once the round's
+/// appends are acknowledged, so it must be cheap and must not block.
+pub trait CommitObserver: Send + Sync + std::fmt::Debug {
+    fn round(&self, round: &Round);
+}
+
 /// The shared queue of shards with pending data, and the threads that drain it.
 pub struct Committer {
     queue: Mutex<VecDeque<Arc<Shard>>>,
@@ -32,6 +53,7 @@ pub struct Committer {
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     backend_name: &'static str,
+    observer: Option<Arc<dyn CommitObserver>>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -43,7 +65,8 @@ impl std::fmt::Debug for Committer {
 }
 
 impl Committer {
-    /// Starts `threads` committer threads (default: 1 with io_uring, 4 otherwise).
+    /// Starts `threads` committer threads (default: 1 with io_uring, 4 otherwise), which
+    /// report each round to `observer`.
     ///
     /// # Errors
     /// The backend's setup failure (io_uring requested but refused).
@@ -51,6 +74,7 @@ impl Committer {
         io: &IoMode,
         durability: Durability,
         threads: Option<usize>,
+        observer: Option<Arc<dyn CommitObserver>>,
     ) -> Result<Arc<Committer>> {
         let probe = io.build().map_err(|e| {
             Error::io(
@@ -69,6 +93,7 @@ impl Committer {
             stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             backend_name,
+            observer,
         });
         let mut backends = vec![probe];
         for _ in 1..n {
@@ -153,13 +178,24 @@ impl Committer {
             if ops.is_empty() {
                 continue;
             }
+            let started = Instant::now();
             let results = backend.submit(&mut ops);
+            let mut round = Round {
+                writes: ops.len(),
+                failed: results.iter().filter(|r| r.is_err()).count(),
+                bytes: 0,
+                elapsed: started.elapsed(),
+            };
             drop(ops);
             for ((shard, pos, len, pending, chunks), result) in taken.into_iter().zip(results) {
+                round.bytes += len;
                 // The written chunks become the shard's in-memory tail (no copy).
                 if shard.finish_write(pos, len, pending, result, chunks) {
                     self.enqueue(shard);
                 }
+            }
+            if let Some(observer) = &self.observer {
+                observer.round(&round);
             }
         }
     }

@@ -1,7 +1,9 @@
 //! Engine settings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::commit::CommitObserver;
 use crate::error::{Error, Result};
 use crate::io::IoMode;
 use crate::log::recovery::RecoveryMode;
@@ -79,6 +81,8 @@ pub struct EngineConfig {
     /// AWS region and account used to form ARNs.
     pub region: String,
     pub account_id: String,
+    /// Told about every group-commit round (the server's metrics).
+    pub commit_observer: Option<Arc<dyn CommitObserver>>,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +95,7 @@ impl Default for EngineConfig {
             maintenance_interval: Duration::from_secs(30),
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
+            commit_observer: None,
         }
     }
 }

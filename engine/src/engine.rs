@@ -109,7 +109,12 @@ impl Engine {
         if trash.exists() {
             std::fs::remove_dir_all(&trash).map_err(|e| Error::io("empty trash", &trash, e))?;
         }
-        let committer = Committer::start(&config.io, config.durability, config.committer_threads)?;
+        let committer = Committer::start(
+            &config.io,
+            config.durability,
+            config.committer_threads,
+            config.commit_observer.clone(),
+        )?;
         let recovered = recover_streams(&sdir, &committer, &config)
             .and_then(|streams| Ok((streams, Leases::open(&root.join(LEASES_DIR))?)));
         let (streams, leases) = match recovered {

@@ -28,8 +28,17 @@
 //! | `shardline_requests_total` | counter | operation, status |
 //! | `shardline_request_errors_total` | counter | operation, error |
 //! | `shardline_request_duration_seconds` | histogram | operation |
+//! | `shardline_commit_rounds_total` | counter | |
+//! | `shardline_commit_writes_total` | counter | |
+//! | `shardline_commit_write_errors_total` | counter | |
+//! | `shardline_commit_appended_bytes_total` | counter | |
+//! | `shardline_commit_round_duration_seconds` | histogram | |
 //!
-//! Bytes are partition key plus data, the size AWS counts against a shard's quotas.
+//! Bytes are partition key plus data, the size AWS counts against a shard's quotas. The
+//! `commit_` series have no CloudWatch counterpart: they are the engine's group-commit
+//! rounds, server-wide ([`commit`]).
+
+mod commit;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -44,6 +53,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use shardline_engine::commit::CommitObserver;
 use shardline_engine::{PutRecord, PutResult, ShardId};
 
 use super::actions::Operation;
@@ -72,6 +82,11 @@ Metrics (CloudWatch name in brackets; labels stream, shard unless noted):
   shardline_requests_total                               operation, status
   shardline_request_errors_total                         operation, error
   shardline_request_duration_seconds                     histogram; operation
+  shardline_commit_rounds_total                          group-commit rounds (server-wide)
+  shardline_commit_writes_total                          shard writes in those rounds
+  shardline_commit_write_errors_total                    failed shard writes or syncs
+  shardline_commit_appended_bytes_total                  log bytes the rounds appended
+  shardline_commit_round_duration_seconds                histogram; a round's writes and syncs
 
 Logs go to stderr; SHARDLINE_LOG sets the filter (default warn; info logs one line per
 request with operation, status, error and duration). stdout carries only the
@@ -201,6 +216,7 @@ pub struct Metrics {
     /// Handles by stream name and shard, so a request finds its series with one lookup.
     shards: RwLock<HashMap<String, HashMap<ShardId, Arc<ShardMetrics>>>>,
     streams: RwLock<HashMap<String, Arc<StreamMetrics>>>,
+    commit: Arc<commit::CommitMetrics>,
 }
 
 impl Default for Metrics {
@@ -213,6 +229,7 @@ impl Metrics {
     /// An empty registry with every family registered.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("shardline");
+        let commit = Arc::new(commit::CommitMetrics::register(&mut registry));
         let m = Metrics {
             registry: Registry::default(),
             incoming_bytes: Family::default(),
@@ -232,6 +249,7 @@ impl Metrics {
             request_duration: histogram_family(),
             shards: RwLock::default(),
             streams: RwLock::default(),
+            commit,
         };
         let r = &mut registry;
         r.register(
@@ -313,6 +331,11 @@ impl Metrics {
             m.request_duration.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// What the engine's committer reports its rounds to (`EngineConfig::commit_observer`).
+    pub fn commit_observer(&self) -> Arc<dyn CommitObserver> {
+        self.commit.clone()
     }
 
     /// The series of `shard` in `stream`, created on first use.
@@ -524,7 +547,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split(' ').next())
             .collect();
-        assert_eq!(families.len(), 15, "{text}");
+        assert_eq!(families.len(), 20, "{text}");
         for f in families {
             assert!(
                 SERVE_HELP.contains(&format!("  {f} ")),

@@ -73,6 +73,36 @@ def test_metrics_count_records_and_requests(server, kinesis):
     assert value(samples, "shardline_request_errors_total", operation="DescribeStream") >= 1
 
 
+def test_commit_metrics_count_one_round_for_a_request_across_shards(server, kinesis):
+    name = unique_name("committed")
+    create_stream(kinesis, name, 2)
+    before = scrape(server)
+    # Hash key 0 is shard 0's; 2**127 is the upper half, shard 1's. Enough data that the
+    # committer would start a round with the first shard before the second's batch was
+    # encoded, if the stream queued them one by one.
+    records = [{"Data": b"x" * 1000, "PartitionKey": "k", "ExplicitHashKey": "0"}] * 250 + \
+        [{"Data": b"y" * 1000, "PartitionKey": "k", "ExplicitHashKey": str(2**127)}] * 250
+    resp = kinesis.put_records(StreamName=name, Records=records)
+    assert resp["FailedRecordCount"] == 0
+    assert {r["ShardId"] for r in resp["Records"]} == {shard_id(0), shard_id(1)}
+    after = scrape(server)
+
+    def delta(metric, **labels):
+        return value(after, metric, **labels) - (value(before, metric, **labels) or 0)
+
+    # The stream hands both shards to the committer together: one round writes (and
+    # syncs) both, rather than one round each.
+    assert delta("shardline_commit_rounds_total") == 1
+    assert delta("shardline_commit_writes_total") == 2
+    assert delta("shardline_commit_write_errors_total") == 0
+    # Two batches: the records' keys and data plus batch and record headers.
+    appended = delta("shardline_commit_appended_bytes_total")
+    assert 500 * 1001 < appended < 500 * (1001 + 32) + 1024
+    assert delta("shardline_commit_round_duration_seconds_count") == 1
+    assert 0 < delta("shardline_commit_round_duration_seconds_sum") < 5
+    assert delta("shardline_commit_round_duration_seconds_bucket", le="+Inf") == 1
+
+
 def test_put_records_over_1000_per_second_fail_per_record(kinesis):
     name = unique_name("throttled")
     create_stream(kinesis, name, 2)
