@@ -3,9 +3,11 @@
 //! The committer hands an [`Appender`] a set of writes, one per shard that has data waiting,
 //! and each write may ask to be made durable (`fdatasync`). Backends:
 //! - [`uring::UringAppender`]: io_uring, each write linked to its `fdatasync`, all shards'
-//!   writes submitted at once so the kernel runs them in parallel;
+//!   writes submitted at once so the kernel runs them in parallel. A write not to be synced
+//!   is linked to a `sync_file_range` that starts its writeback (see the module);
 //! - [`sync::SyncAppender`]: portable `pwrite` + `fdatasync`, used when io_uring is refused
-//!   (old kernels, seccomp sandboxes);
+//!   (old kernels, seccomp sandboxes); writes that are not synced are left to the kernel's
+//!   own writeback;
 //! - [`faulty::FaultyAppender`]: wraps another backend and fails chosen writes or syncs, so
 //!   tests can check that an I/O error is never acknowledged as success.
 //!
