@@ -8,6 +8,10 @@
 # and a 5 s pause afterwards. One line per run. SERVE_ARGS adds `serve` flags (e.g.
 # --direct-writes); SHARDLINE_BIN runs another build.
 #
+# After `|`, each line has the server's view of the whole run (warm-up included) from its
+# /metrics: group-commit rounds, shards written per round, the mean round (write and
+# fdatasync) and the share of rounds that took over 1 and 2 ms.
+#
 #   cargo build --release --bin shardline && benches/native/half-rate.sh 1 4
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,14 +30,24 @@ run() { # shards, max | records/s
         $B bench --endpoint "$e" --native "$n" --stream half --shards "$1" --producers 2 \
             --batch-size 1000 --rate "$2" --duration 12 --warmup 2 --cleanup --json > "$dir/json"
     fi
-    python3 - "$dir/json" "$1" "$2" <<'PY'
-import json, sys
+    python3 - "$dir/json" "$1" "$2" "$e/metrics" <<'PY'
+import json, sys, urllib.request
 run = json.load(open(sys.argv[1]))["runs"][0]["produce"]
 lat = run["latency"]
 load = open("/proc/loadavg").read().split()[0]
+m = {}
+for line in urllib.request.urlopen(sys.argv[4]).read().decode().splitlines():
+    if line.startswith("shardline_commit_"):
+        name, value = line.rsplit(" ", 1)
+        m[name] = float(value)
+rounds = m["shardline_commit_rounds_total"]
+bucket = lambda le: m[f'shardline_commit_round_duration_seconds_bucket{{le="{le}"}}']
 print(f"shards={sys.argv[2]} rate={sys.argv[3]} load={load} records/s={run['records_per_sec']:.0f} "
       f"p50={lat['p50']:.2f} p90={lat['p90']:.2f} p99={lat['p99']:.2f} "
-      f"p99.9={lat['p99_9']:.2f} max={lat['max']:.2f} ms")
+      f"p99.9={lat['p99_9']:.2f} max={lat['max']:.2f} ms | rounds={rounds:.0f} "
+      f"shards/round={m['shardline_commit_writes_total'] / rounds:.2f} "
+      f"round={1000 * m['shardline_commit_round_duration_seconds_sum'] / rounds:.2f} ms "
+      f">1ms={100 * (1 - bucket('0.001') / rounds):.1f}% >2ms={100 * (1 - bucket('0.002') / rounds):.1f}%")
 PY
     kill "$pid"
     wait "$pid" 2> /dev/null || true
