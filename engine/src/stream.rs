@@ -211,7 +211,13 @@ impl Stream {
     }
 
     fn check_record(&self, r: &PutRecord<'_>, max_record_bytes: usize) -> Result<()> {
-        let chars = r.partition_key.chars().count();
+        let bytes = r.partition_key.len();
+        // Up to 256 bytes is up to 256 characters: count them only for longer keys.
+        let chars = if bytes <= MAX_PARTITION_KEY_CHARS {
+            bytes
+        } else {
+            r.partition_key.chars().count()
+        };
         if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
             return Err(Error::InvalidInput(format!(
                 "partition key must be 1 to {MAX_PARTITION_KEY_CHARS} characters, got {chars}"
@@ -239,6 +245,9 @@ impl Stream {
             let routes = self.routes.read().clone();
             let mut groups: Vec<Vec<usize>> = vec![Vec::new(); routes.len()];
             let mut any = false;
+            // One open shard over the whole key space takes every record: no need for the
+            // partition keys' MD5 (a quarter of the server's CPU with 100-byte records).
+            let one_shard = matches!(routes.as_slice(), [only] if only.range == HashKeyRange::FULL);
             for (i, r) in records.iter().enumerate() {
                 if done[i] {
                     continue;
@@ -246,6 +255,11 @@ impl Stream {
                 if let Err(e) = self.check_record(r, max) {
                     failed[i] = Some(e);
                     done[i] = true;
+                    continue;
+                }
+                if one_shard {
+                    groups[0].push(i);
+                    any = true;
                     continue;
                 }
                 let key = r

@@ -240,3 +240,49 @@ fn mixed_batch_sizes_from_concurrent_producers_read_back_exactly() {
         check(&harness::read_all(&s.shard(ShardId(0)).unwrap()));
     }
 }
+
+/// Partition keys are 1 to 256 characters, not bytes, and a one-shard stream (which routes
+/// without hashing the key) checks them like any other.
+#[test]
+fn partition_keys_are_checked_in_characters_on_one_shard_and_on_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = harness::open(dir.path(), harness::config()).unwrap();
+    for shards in [1, 3] {
+        let s = engine
+            .create_stream(CreateStream::new(format!("keys-{shards}"), shards))
+            .unwrap();
+        let ok = "é".repeat(256); // 512 bytes
+        let too_long = "é".repeat(257);
+        let keys = [ok.as_str(), too_long.as_str(), "", "k"];
+        let puts: Vec<PutRecord<'_>> = keys
+            .iter()
+            .map(|k| PutRecord {
+                partition_key: k,
+                explicit_hash_key: None,
+                data: b"d",
+            })
+            .collect();
+        let results = s.put_records(&puts);
+        assert!(results[0].is_ok(), "{shards} shards: {:?}", results[0]);
+        for r in &results[1..3] {
+            let e = r.as_ref().unwrap_err().to_string();
+            assert!(
+                e.contains("partition key must be 1 to 256 characters"),
+                "{e}"
+            );
+        }
+        assert!(results[3].is_ok());
+        // Both accepted records are readable, in order, on the shards their keys' MD5 picks.
+        let mut read: Vec<String> = Vec::new();
+        for id in 0..shards {
+            for rec in harness::read_all(&s.shard(ShardId(id)).unwrap()) {
+                read.push(String::from_utf8(rec.partition_key.to_vec()).unwrap());
+            }
+        }
+        read.sort();
+        let mut want = vec![ok.clone(), "k".to_string()];
+        want.sort();
+        assert_eq!(read, want, "{shards} shards");
+    }
+    harness::close(engine);
+}
