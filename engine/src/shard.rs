@@ -165,9 +165,9 @@ impl Shard {
     }
 
     /// As [`Shard::submit`], but when the shard must be queued for the committer, says so
-    /// (`true`) instead of queueing it: the caller must then queue it on the shard's
-    /// committer, with [`Committer::enqueue_all`] (which lets a request's batches for several shards reach
-    /// the committer together, and be written in one round rather than two).
+    /// (`true`) instead of queueing it. The caller must then queue it on the shard's
+    /// committer with [`Committer::enqueue_all`], which lets a request's batches for
+    /// several shards reach the committer together and be written in one round, not two.
     ///
     /// # Errors
     /// As [`Shard::submit`].
