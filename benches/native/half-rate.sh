@@ -5,8 +5,8 @@
 # 5,000), a further pause of SETTLE seconds (default 60), then five open-loop runs at half
 # the median maximum (batches of 1,000). The pause lets the disk settle after the
 # maximum-rate runs, which write and delete several GB each. Through the page cache, the
-# first half-rate run after them missed 5 ms in 4 cases of 5 after a 5 s pause in all and
-# in 1 of 5 after 60-65 s; the runs after it missed in none of 24 (docs/performance.md,
+# first half-rate run after them missed 5 ms in 5 cases of 7 after a 5 s pause in all and
+# in 1 of 7 after 60-65 s; the runs after it missed in 1 of 40 (docs/performance.md,
 # "Half rate on a faster disk"). SETTLE=0 repeats the runs before that. Each run
 # gets its own server (io_uring, durability sync) on 127.0.0.1 with a fresh data directory
 # under $TMPDIR, 2 producers, 100 B records, 12 s of which the first 2 are not measured,
