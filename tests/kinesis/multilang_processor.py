@@ -3,7 +3,8 @@
 description (docs/consumers.md, reference section 7), without the KCL's Python library.
 
 Run by `shardline consume ... -- python multilang_processor.py --log-dir DIR`. It logs every
-record it receives and every checkpoint it requests (with the daemon's answer) as JSON lines
+record it receives and every checkpoint it requests (before sending it, and again with the
+daemon's answer) as JSON lines
 to DIR/<shard>-<pid>.jsonl, checkpoints every N records (--checkpoint-every) at the last
 record received, at shardEnded (sequenceNumber null = SHARD_END) and at shutdownRequested.
 
@@ -59,6 +60,9 @@ class Processor:
                 return json.loads(line)
 
     def checkpoint(self, seq: str | None, why: str) -> dict:
+        # Logged before it is sent: a kill between the daemon's write and this process's
+        # log of the answer leaves a checkpoint that landed with no answer logged.
+        self.log(event="checkpoint-request", why=why, requested=seq)
         self.send({"action": "checkpoint", "sequenceNumber": seq, "subSequenceNumber": 0})
         reply = self.receive()
         assert reply is not None and reply.get("action") == "checkpoint", reply
