@@ -206,6 +206,15 @@ impl PendingBatch {
     }
 }
 
+/// Whether a batch header that starts a write could begin at the start of `b`: its length
+/// in range and the write-start flag set. A cheap filter for [`decode_header`], which checks
+/// this and more; `b` must hold at least [`HEADER_LEN`] bytes.
+pub fn may_start_write(b: &[u8]) -> bool {
+    let len = u32_at(b, LEN_OFFSET) as usize;
+    (HEADER_LEN + RECORD_HEADER_LEN..=MAX_BATCH_BYTES).contains(&len)
+        && u32_at(b, FLAGS_OFFSET) & FLAG_WRITE_START != 0
+}
+
 /// Decodes and checks the header at the start of `b`, without the CRC.
 ///
 /// # Errors
@@ -424,6 +433,44 @@ mod tests {
         records(&h, &b, Offset(9), &mut out).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(h.flags, FLAG_WRITE_START);
+    }
+
+    #[test]
+    fn the_write_start_filter_passes_write_starts_only() {
+        let b = sealed(&[(b"k", b"data")], 7, 1000);
+        assert!(may_start_write(&b));
+        let mut p = PendingBatch::encode(&[RecordRef {
+            partition_key: b"k",
+            data: b"data",
+        }])
+        .unwrap();
+        p.seal(Offset(8), 1000, false);
+        assert!(!may_start_write(&p.buf));
+        assert!(!may_start_write(&[0u8; HEADER_LEN]));
+    }
+
+    proptest! {
+        /// The filter never rejects a header that decodes as the start of a write.
+        #[test]
+        fn the_write_start_filter_is_sound(
+            mut b in proptest::collection::vec(any::<u8>(), 128),
+            len in 0u32..160,
+            count in 0u32..4,
+            flags in 0u32..3,
+        ) {
+            b[LEN_OFFSET..CRC_OFFSET].copy_from_slice(&len.to_le_bytes());
+            b[COUNT_OFFSET..FLAGS_OFFSET].copy_from_slice(&count.to_le_bytes());
+            b[FLAGS_OFFSET..FIRST_TS_OFFSET].copy_from_slice(&flags.to_le_bytes());
+            // Equal timestamps, so that headers with valid fields decode.
+            let ts = u64_at(&b, FIRST_TS_OFFSET).to_le_bytes();
+            b[LAST_TS_OFFSET..HEADER_LEN].copy_from_slice(&ts);
+            match decode_header(&b) {
+                Ok(h) => prop_assert_eq!(may_start_write(&b), h.flags & FLAG_WRITE_START != 0),
+                // A header that decodes only once more bytes come, or never: the filter
+                // may pass it or not.
+                Err(DecodeError::Incomplete | DecodeError::Bad(_)) => {}
+            }
+        }
     }
 
     #[test]

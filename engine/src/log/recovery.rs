@@ -114,6 +114,11 @@ pub fn scan(bytes: &[u8], base: u64, min_ts: u64, index_interval_bytes: u64) -> 
 /// offset and time that could follow the intact prefix.
 fn find_next_batch(bytes: &[u8], from: usize, next_offset: u64, last_ts: u64) -> Option<u64> {
     (from..bytes.len().saturating_sub(batch::HEADER_LEN - 1)).find_map(|p| {
+        // Most positions fail this cheap test (zeros always do); decoding the header would
+        // build an error message for each of them.
+        if !batch::may_start_write(&bytes[p..]) {
+            return None;
+        }
         let h = batch::decode_header(&bytes[p..]).ok()?;
         if h.flags & batch::FLAG_WRITE_START == 0 {
             return None;
@@ -210,6 +215,19 @@ mod tests {
         let s = scan(&v, 100, 0, 4096);
         let d = s.damage.unwrap();
         assert_eq!(d.pos as usize, ends[1]);
+        assert_eq!(d.resume_at, None);
+    }
+
+    /// Zeros past the log's end (a crash after the file grew but before the data reached
+    /// the disk): each position is rejected by the cheap filter, none is a resume point.
+    #[test]
+    fn megabytes_of_zeros_after_the_last_batch_are_a_torn_tail() {
+        let (mut v, ends) = segment_with(3);
+        v.resize(v.len() + (4 << 20), 0);
+        let s = scan(&v, 100, 0, 4096);
+        assert_eq!(s.valid_len as usize, ends[2]);
+        let d = s.damage.unwrap();
+        assert_eq!(d.pos as usize, ends[2]);
         assert_eq!(d.resume_at, None);
     }
 
