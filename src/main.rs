@@ -75,6 +75,12 @@ struct ServeArgs {
     /// append; sealed segments are then read from the disk the first time, not from memory.
     #[arg(long)]
     direct_writes: bool,
+    /// With --direct-writes, do not write zeros ahead of each segment's end. By default a
+    /// background thread keeps up to 8 MiB zeroed past the log of each shard that appends
+    /// under 256 MiB/s, so that appends overwrite blocks instead of growing the file,
+    /// which costs the kernel less (docs/performance.md). For comparisons.
+    #[arg(long)]
+    no_zero_ahead: bool,
     /// Roll a shard's active segment once it holds this many bytes (1 MiB to 4 GiB). Each
     /// roll syncs the old segment, writes its index and creates the next one, while that
     /// shard's appends wait; fewer rolls mean fewer such pauses, larger segments mean
@@ -210,6 +216,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = api::metrics::Metrics::new();
     config.commit_observer = Some(metrics.commit_observer());
     config.log.direct_writes = args.direct_writes;
+    config.log.zero_ahead = !args.no_zero_ahead;
     config.log.segment_max_bytes = args.segment_max_bytes;
     let engine = Engine::open(&args.data_dir, config)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;

@@ -159,17 +159,28 @@ impl Committer {
                     let len = w.pending.len;
                     ops.push(match &w.direct {
                         // From the partial block's start, padded to whole blocks.
-                        Some(d) => WriteOp {
-                            file: d.file.clone(),
-                            pos: d.tail.start,
-                            chunks: vec![staging.stage(&d.tail, &chunks)],
-                            sync,
-                        },
+                        Some(d) => {
+                            let staged = staging.stage(&d.tail, &chunks);
+                            let end = d.tail.start + staged.len() as u64;
+                            // Waits if the zeroer is writing where this write goes.
+                            let overwrite = d
+                                .zero
+                                .as_ref()
+                                .is_some_and(|z| z.claim_write(d.tail.start, end));
+                            WriteOp {
+                                file: d.file.clone(),
+                                pos: d.tail.start,
+                                chunks: vec![staged],
+                                sync,
+                                overwrite,
+                            }
+                        }
                         None => WriteOp {
                             file: w.file.clone(),
                             pos: w.pos,
                             chunks: chunks.clone(),
                             sync,
+                            overwrite: false,
                         },
                     });
                     taken.push((shard, w.pos, len, w.pending, chunks));

@@ -2,9 +2,10 @@
 //!
 //! The committer hands an [`Appender`] a set of writes, one per shard that has data waiting,
 //! and each write may ask to be made durable (`fdatasync`). Backends:
-//! - [`uring::UringAppender`]: io_uring, each write linked to its `fdatasync`, all shards'
-//!   writes submitted at once so the kernel runs them in parallel. A write not to be synced
-//!   is linked to a `sync_file_range` that starts its writeback (see the module);
+//! - [`uring::UringAppender`]: io_uring, each write linked to its `fdatasync` (or, for an
+//!   op that only overwrites, one write with `RWF_DSYNC`), all shards' writes submitted at
+//!   once so the kernel runs them in parallel. A write not to be synced is linked to a
+//!   `sync_file_range` that starts its writeback (see the module);
 //! - [`sync::SyncAppender`]: portable `pwrite` + `fdatasync`, used when io_uring is refused
 //!   (old kernels, seccomp sandboxes); writes that are not synced are left to the kernel's
 //!   own writeback;
@@ -35,6 +36,9 @@ pub struct WriteOp {
     pub pos: u64,
     pub chunks: Vec<Bytes>,
     pub sync: bool,
+    /// The write only overwrites blocks written and synced before (`log::zero_ahead`): a
+    /// backend may make it durable with `RWF_DSYNC` instead of a separate `fdatasync`.
+    pub overwrite: bool,
 }
 
 impl WriteOp {

@@ -14,8 +14,8 @@
 //!
 //! Submodules: [`batch`] (framing), [`segment`] (files), [`index`] (sparse indexes),
 //! [`recovery`] (scanning), [`mmap`] (maps of sealed segments), [`read`] (the read path),
-//! [`direct`] (`O_DIRECT` writes), `open` (opening and recovering a log), `bufpool`
-//! (reused `pread` buffers).
+//! [`direct`] (`O_DIRECT` writes), [`zero_ahead`] (blocks zeroed ahead of direct writes),
+//! `open` (opening and recovering a log), `bufpool` (reused `pread` buffers).
 
 pub mod batch;
 mod bufpool;
@@ -26,6 +26,7 @@ mod open;
 pub mod read;
 pub mod recovery;
 pub mod segment;
+pub mod zero_ahead;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -62,6 +63,9 @@ pub struct LogOptions {
     /// ([`direct`]): no copy into the page cache, but sealed segments are then read from the
     /// disk, not from memory, the first time.
     pub direct_writes: bool,
+    /// With direct writes, zero the active segment's blocks ahead of the log's end
+    /// ([`zero_ahead`]), so that writes overwrite instead of growing the file.
+    pub zero_ahead: bool,
 }
 
 impl Default for LogOptions {
@@ -74,6 +78,7 @@ impl Default for LogOptions {
             read_mode: ReadMode::Mmap,
             tail_cache_bytes: 8 << 20,
             direct_writes: false,
+            zero_ahead: true,
         }
     }
 }
@@ -128,11 +133,22 @@ pub(crate) struct Active {
     pub direct: Option<DirectTarget>,
 }
 
+impl Active {
+    /// Hands the segment to the zeroer, if it is zeroed ahead ([`zero_ahead`]).
+    pub(crate) fn start_zeroing(&self, too_fast: bool) {
+        if let Some(z) = self.direct.as_ref().and_then(|d| d.zero.as_ref()) {
+            z.start(too_fast);
+        }
+    }
+}
+
 /// Where a direct write goes: the segment opened with `O_DIRECT`, and its last partial block.
 #[derive(Debug, Clone)]
 pub(crate) struct DirectTarget {
     pub file: Arc<File>,
     pub tail: direct::TailBlock,
+    /// Blocks zeroed ahead of the log's end, unless the options turn it off.
+    pub zero: Option<Arc<zero_ahead::ZeroAhead>>,
 }
 
 impl DirectTarget {
@@ -143,16 +159,27 @@ impl DirectTarget {
         if !opts.direct_writes {
             return None;
         }
-        let direct = direct::open(path)?;
+        let direct = Arc::new(direct::open(path)?);
         match direct::TailBlock::read(file, end) {
             Ok(tail) => Some(DirectTarget {
-                file: Arc::new(direct),
+                zero: opts.zero_ahead.then(|| {
+                    zero_ahead::ZeroAhead::new(direct.clone(), end, opts.segment_max_bytes)
+                }),
+                file: direct,
                 tail,
             }),
             Err(e) => {
                 tracing::warn!("reading the last block of {}: {e}", path.display());
                 None
             }
+        }
+    }
+
+    /// Stops zeroing ahead (waiting for a chunk in progress): before the file is cut at
+    /// the log's end, or written other than directly.
+    pub(crate) fn stop_zeroing(&self) {
+        if let Some(z) = &self.zero {
+            z.close();
         }
     }
 }
@@ -170,6 +197,8 @@ pub(crate) struct Reservation {
 pub(crate) struct RollPlan {
     dir: PathBuf,
     file: Arc<File>,
+    /// The old segment's direct target, whose zeroing stops before the cut.
+    direct: Option<DirectTarget>,
     path: PathBuf,
     index_path: PathBuf,
     index: Vec<u8>,
@@ -192,6 +221,9 @@ impl RollPlan {
     /// # Errors
     /// I/O errors syncing or creating; nothing is half-created.
     pub(crate) fn execute(&self) -> Result<NewSegment> {
+        if let Some(d) = &self.direct {
+            d.stop_zeroing();
+        }
         self.file
             .set_len(self.len)
             .map_err(|e| Error::io("cut padding off sealed segment", &self.path, e))?;
@@ -225,6 +257,15 @@ pub struct ShardLog {
     last_timestamp_ms: u64,
     /// Lowest offset still retained.
     trim_offset: u64,
+}
+
+impl Drop for ShardLog {
+    /// The zeroer must not write a file that a new log of the same shard may open.
+    fn drop(&mut self) {
+        if let Some(d) = &self.active.direct {
+            d.stop_zeroing();
+        }
+    }
 }
 
 impl ShardLog {
@@ -276,7 +317,12 @@ impl ShardLog {
     /// Only with no write in flight.
     pub(crate) fn cut_padding(&self) {
         let a = &self.active;
-        if a.direct.is_some() && a.reserved_len == a.visible_len {
+        if let Some(d) = a
+            .direct
+            .as_ref()
+            .filter(|_| a.reserved_len == a.visible_len)
+        {
+            d.stop_zeroing();
             if let Err(e) = a.file.set_len(a.visible_len) {
                 tracing::warn!("cutting the padding off {}: {e}", a.path.display());
             }
@@ -318,6 +364,7 @@ impl ShardLog {
             } else {
                 // The partial block is unknown: write through the page cache from now on.
                 tracing::warn!("{}: direct writes stopped", self.active.path.display());
+                d.stop_zeroing();
                 self.active.direct = None;
             }
         }
@@ -377,6 +424,7 @@ impl ShardLog {
         Some(RollPlan {
             dir: self.dir.clone(),
             file: a.file.clone(),
+            direct: a.direct.clone(),
             path: a.path.clone(),
             index_path: segment::index_path(&self.dir, a.id),
             index: a.index.encode(a.visible_len),
@@ -393,7 +441,14 @@ impl ShardLog {
             plan.new_id.0, self.next_offset,
             "no append between plan and install"
         );
+        let too_fast = self
+            .active
+            .direct
+            .as_ref()
+            .and_then(|d| d.zero.as_ref())
+            .is_some_and(|z| z.too_fast());
         let next = new_active(&self.dir, plan.new_id, new.file, new.direct);
+        next.start_zeroing(too_fast);
         let old = std::mem::replace(&mut self.active, next);
         let sealed = Sealed {
             id: old.id,

@@ -15,9 +15,7 @@ use crate::ids::{SegmentId, ShardId};
 use super::batch::{self, BatchHeader};
 use super::index::SparseIndex;
 use super::recovery::{self, RecoveryMode, Scan};
-use super::{
-    direct, mmap, new_active, segment, Active, DirectTarget, LogOptions, Sealed, ShardLog,
-};
+use super::{mmap, new_active, segment, Active, DirectTarget, LogOptions, Sealed, ShardLog};
 
 impl ShardLog {
     /// Opens (creating if empty) the log in `dir`, recovering the active segment's tail.
@@ -79,6 +77,7 @@ impl ShardLog {
                 ),
             });
         }
+        active.start_zeroing(false);
         Ok(ShardLog {
             dir: dir.to_path_buf(),
             shard,
@@ -107,7 +106,9 @@ impl ShardLog {
                 let path = segment::log_path(dir, id);
                 let direct =
                     DirectTarget::for_segment(&opts, &path, &file, segment::HEADER_LEN as u64);
-                new_active(dir, id, file, direct)
+                let active = new_active(dir, id, file, direct);
+                active.start_zeroing(false);
+                active
             },
             opts,
             next_offset: start,
@@ -312,11 +313,11 @@ fn open_active(
         match (d.resume_at, opts.recovery) {
             (None, _) => {
                 let dropped = len - d.pos;
-                let padding = dropped < direct::BLOCK as u64
-                    && bytes[d.pos as usize..].iter().all(|b| *b == 0);
+                // Direct writes pad to a block, and zero-ahead writes zeros further on.
+                let padding = bytes[d.pos as usize..].iter().all(|b| *b == 0);
                 if padding {
                     tracing::debug!(
-                        "cutting {dropped} bytes of direct-write padding off {}",
+                        "cutting {dropped} bytes of zeros (direct-write padding) off {}",
                         path.display()
                     );
                 } else {
