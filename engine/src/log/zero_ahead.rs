@@ -168,6 +168,24 @@ impl ZeroAhead {
     }
 }
 
+/// [`CHUNK`] zeros at a block-aligned address (`O_DIRECT` wants the buffer aligned).
+struct Zeros {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Zeros {
+    fn new() -> Zeros {
+        let buf = vec![0u8; CHUNK as usize + BLOCK];
+        let at = buf.as_ptr().align_offset(BLOCK);
+        Zeros { buf, at }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.at..self.at + CHUNK as usize]
+    }
+}
+
 /// The process-wide zeroer: its segments, and a wake-up for new ones.
 struct Zeroer {
     segments: Mutex<Vec<Weak<ZeroAhead>>>,
@@ -181,10 +199,8 @@ impl Zeroer {
     }
 
     fn run(&self) {
-        // An aligned chunk of zeros (`O_DIRECT` wants the buffer's address aligned).
-        let buf = vec![0u8; CHUNK as usize + BLOCK];
-        let at = buf.as_ptr().align_offset(BLOCK);
-        let zeros = &buf[at..at + CHUNK as usize];
+        let zeros = Zeros::new();
+        let zeros = zeros.bytes();
         loop {
             let live: Vec<Arc<ZeroAhead>> = {
                 let mut segments = self.segments.lock();
@@ -231,32 +247,26 @@ mod tests {
     use super::*;
     use crate::log::direct;
 
-    /// A file opened for direct writes in a fresh directory, or `None` where the file
-    /// system takes none (the test then checks nothing and says so).
-    fn direct_file(dir: &std::path::Path) -> Option<Arc<File>> {
-        let path = dir.join("seg");
+    /// A fresh directory with a 100-byte file `seg` opened for direct writes, and a chunk
+    /// of zeros; `None` where the file system takes no direct writes (the test then checks
+    /// nothing and says so).
+    fn setup() -> Option<(tempfile::TempDir, Arc<File>, Zeros)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
         std::fs::write(&path, [7u8; 100]).unwrap();
-        let f = direct::open(&path);
-        if f.is_none() {
+        let Some(file) = direct::open(&path) else {
             eprintln!("this file system takes no direct writes; zero-ahead not exercised");
-        }
-        f.map(Arc::new)
-    }
-
-    fn zeros() -> (Vec<u8>, usize) {
-        let buf = vec![0u8; CHUNK as usize + BLOCK];
-        let at = buf.as_ptr().align_offset(BLOCK);
-        (buf, at)
+            return None;
+        };
+        Some((dir, Arc::new(file), Zeros::new()))
     }
 
     #[test]
     fn zeroes_a_lead_past_the_log_and_never_below_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let Some(file) = direct_file(dir.path()) else {
+        let Some((dir, file, zeros)) = setup() else {
             return;
         };
-        let (buf, at) = zeros();
-        let z = &buf[at..at + CHUNK as usize];
+        let z = zeros.bytes();
         let za = ZeroAhead::new(file.clone(), 100, 64 << 20);
         let t0 = Instant::now();
         let mut steps = 0;
@@ -279,12 +289,10 @@ mod tests {
 
     #[test]
     fn nothing_is_zeroed_past_the_limit_or_after_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let Some(file) = direct_file(dir.path()) else {
+        let Some((_dir, file, zeros)) = setup() else {
             return;
         };
-        let (buf, at) = zeros();
-        let z = &buf[at..at + CHUNK as usize];
+        let z = zeros.bytes();
         let t0 = Instant::now();
         let za = ZeroAhead::new(file.clone(), 100, 2 * CHUNK);
         assert!(za.step(z, t0));
@@ -296,12 +304,10 @@ mod tests {
 
     #[test]
     fn a_fast_log_closes_the_rate_gate_and_a_slow_one_opens_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let Some(file) = direct_file(dir.path()) else {
+        let Some((_dir, file, zeros)) = setup() else {
             return;
         };
-        let (buf, at) = zeros();
-        let z = &buf[at..at + CHUNK as usize];
+        let z = zeros.bytes();
         let za = ZeroAhead::new(file, 100, 1 << 40);
         let t0 = za.state.lock().window_start;
         // 100 MiB appended in one window of 200 ms: 500 MiB/s.
@@ -316,8 +322,7 @@ mod tests {
 
     #[test]
     fn a_write_into_the_chunk_being_zeroed_waits_for_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let Some(file) = direct_file(dir.path()) else {
+        let Some((_dir, file, _)) = setup() else {
             return;
         };
         let za = ZeroAhead::new(file, 100, 1 << 40);
