@@ -76,9 +76,10 @@ struct ServeArgs {
     #[arg(long)]
     direct_writes: bool,
     /// With --direct-writes, do not write zeros ahead of each segment's end. By default a
-    /// background thread keeps up to 8 MiB zeroed past the log of each shard that appends
-    /// under 256 MiB/s, so that appends overwrite blocks instead of growing the file,
-    /// which costs the kernel less (docs/performance.md). For comparisons.
+    /// background thread keeps zeros past the log of each shard that appends under
+    /// 256 MiB/s (what it appends in 250 ms, 1 to 8 MiB), so that appends overwrite blocks
+    /// instead of growing the file, which costs the kernel less (docs/performance.md).
+    /// For comparisons.
     #[arg(long)]
     no_zero_ahead: bool,
     /// Roll a shard's active segment once it holds this many bytes (1 MiB to 4 GiB). Each

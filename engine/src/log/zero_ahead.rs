@@ -9,10 +9,12 @@
 //! less time and CPU per round, and half the context switches (docs/performance.md,
 //! "Synced direct writes into prepared files").
 //!
-//! One process-wide thread (`shardline-zero`) keeps up to [`LEAD`] bytes zeroed past each
-//! registered segment's end, [`CHUNK`] at a time. Zeroing writes every byte twice, so it
-//! stops for a shard that appends faster than [`MAX_RATE`]: there the disk, not the CPU,
-//! bounds the log.
+//! One process-wide thread (`shardline-zero`) keeps zeros past each registered segment's
+//! end, [`CHUNK`] at a time: a lead of what the shard appends in [`LEAD_TIME`], at least
+//! one chunk and at most [`LEAD`], and nothing before the segment's first write (an idle
+//! or closed shard costs nothing). Zeroing writes every byte twice, so it stops for a
+//! shard that appends faster than [`MAX_RATE`]: there the disk, not the CPU, bounds the
+//! log.
 //!
 //! Invariants:
 //! - The zeroer writes only at or past `log_end`, the block-aligned end of every write the
@@ -35,8 +37,10 @@ use parking_lot::{Condvar, Mutex};
 
 use super::direct::BLOCK;
 
-/// Bytes kept zeroed past the log's end.
+/// Most bytes kept zeroed past the log's end.
 pub const LEAD: u64 = 8 << 20;
+/// The lead is what the shard appends in this long (within one chunk and [`LEAD`]).
+pub const LEAD_TIME: Duration = Duration::from_millis(250);
 /// Bytes zeroed (and synced) per step.
 pub const CHUNK: u64 = 1 << 20;
 /// A shard appending faster than this (bytes per second) is not zeroed ahead.
@@ -59,8 +63,12 @@ struct State {
     closed: bool,
     /// The rate gate: whether the last window's appends exceeded [`MAX_RATE`].
     too_fast: bool,
+    /// Bytes per second appended in the last whole window.
+    rate: f64,
     window_start: Instant,
     window_from: u64,
+    /// Whether a write was claimed since the segment opened.
+    written: bool,
 }
 
 /// One active segment's zero-ahead state, shared by the log, the committer and the zeroer.
@@ -88,8 +96,10 @@ impl ZeroAhead {
                 zeroing: None,
                 closed: false,
                 too_fast: false,
+                rate: 0.0,
                 window_start: Instant::now(),
                 window_from: end,
+                written: false,
             }),
             changed: Condvar::new(),
         })
@@ -116,6 +126,7 @@ impl ZeroAhead {
             self.changed.wait(&mut st);
         }
         st.log_end = st.log_end.max(end);
+        st.written = true;
         end <= st.frontier
     }
 
@@ -138,12 +149,18 @@ impl ZeroAhead {
             let elapsed = now.duration_since(st.window_start);
             if elapsed >= RATE_WINDOW {
                 let appended = st.log_end - st.window_from;
-                st.too_fast = appended as f64 / elapsed.as_secs_f64() > MAX_RATE as f64;
+                st.rate = appended as f64 / elapsed.as_secs_f64();
+                st.too_fast = st.rate > MAX_RATE as f64;
                 st.window_start = now;
                 st.window_from = st.log_end;
             }
+            let lead = ((st.rate * LEAD_TIME.as_secs_f64()) as u64).clamp(CHUNK, LEAD);
             let start = st.frontier.max(st.log_end);
-            if st.too_fast || start >= st.log_end + LEAD || start + CHUNK > self.limit {
+            if !st.written
+                || st.too_fast
+                || start >= st.log_end + lead
+                || start + CHUNK > self.limit
+            {
                 return false;
             }
             st.zeroing = Some(start);
@@ -268,23 +285,28 @@ mod tests {
         };
         let z = zeros.bytes();
         let za = ZeroAhead::new(file.clone(), 100, 64 << 20);
-        let t0 = Instant::now();
-        let mut steps = 0;
-        while za.step(z, t0) {
-            steps += 1;
-        }
-        assert_eq!(steps, LEAD / CHUNK, "zeroed up to the lead, then stopped");
+        let t0 = za.state.lock().window_start;
+        assert!(!za.step(z, t0), "nothing before the first write");
+        // A first write, in the block the log ends in: it overwrites.
+        assert!(za.claim_write(0, BLOCK as u64));
+        // No rate measured yet: a lead of one chunk.
+        assert!(za.step(z, t0));
+        assert!(!za.step(z, t0));
         let len = file.metadata().unwrap().len();
-        assert_eq!(len, BLOCK as u64 + LEAD);
+        assert_eq!(len, BLOCK as u64 + CHUNK);
         let bytes = std::fs::read(dir.path().join("seg")).unwrap();
         assert_eq!(bytes[..100], [7u8; 100], "the log's bytes are untouched");
         assert!(bytes[100..].iter().all(|b| *b == 0));
         // Writes inside the zeroed lead overwrite; past it they grow the file.
         assert!(za.claim_write(0, 3 * BLOCK as u64));
-        assert!(!za.claim_write(2 * BLOCK as u64, len + BLOCK as u64));
-        // The log moved past the zeros: the next chunk starts at its end.
-        assert!(za.step(z, t0));
-        assert_eq!(file.metadata().unwrap().len(), len + BLOCK as u64 + CHUNK);
+        assert!(!za.claim_write(2 * BLOCK as u64, 8 << 20));
+        // 8 MiB in the first window, 40 MiB/s: a lead of at most LEAD, from the log's end.
+        let mut steps = 0;
+        while za.step(z, t0 + RATE_WINDOW) {
+            steps += 1;
+        }
+        assert_eq!(steps, LEAD / CHUNK);
+        assert_eq!(file.metadata().unwrap().len(), (8 << 20) + LEAD);
     }
 
     #[test]
@@ -295,9 +317,12 @@ mod tests {
         let z = zeros.bytes();
         let t0 = Instant::now();
         let za = ZeroAhead::new(file.clone(), 100, 2 * CHUNK);
+        za.claim_write(0, BLOCK as u64);
+        za.state.lock().rate = 1e9;
         assert!(za.step(z, t0));
         assert!(!za.step(z, t0), "a second chunk would end past the limit");
         let za = ZeroAhead::new(file.clone(), 100, 64 << 20);
+        za.claim_write(0, BLOCK as u64);
         za.close();
         assert!(!za.step(z, t0));
     }
