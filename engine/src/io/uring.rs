@@ -87,67 +87,59 @@ impl UringAppender {
                 continue;
             }
             let fd = types::Fd(op.file.as_raw_fd());
-            if op.sync && op.overwrite {
-                // No metadata changes: the write itself is made durable, and the kernel
-                // completes it without a worker thread.
-                let write = opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32)
-                    .offset(op.pos)
-                    .rw_flags(libc::RWF_DSYNC)
-                    .build()
-                    .user_data(user_data(round, i, false));
-                let mut sq = self.ring.submission();
-                if sq.is_full() {
-                    continue;
-                }
-                // SAFETY: as for the linked pair below: the chunks and `iov` live until this
-                // round has waited for the entry's completion; the queue has room.
-                unsafe {
-                    let _ = sq.push(&write);
-                }
-                // Nothing separate to wait for: the write's completion is the sync's.
-                synced[i] = Some(0);
-                expected += 1;
-                pushed[i] = true;
-                continue;
-            }
+            // An op that only overwrites is one write made durable by itself (`RWF_DSYNC`):
+            // no metadata changes, and the kernel completes it without a worker thread.
+            let dsync = op.sync && op.overwrite;
             let write = opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32)
                 .offset(op.pos)
+                .rw_flags(if dsync { libc::RWF_DSYNC } else { 0 })
                 .build()
-                .flags(squeue::Flags::IO_LINK)
                 .user_data(user_data(round, i, false));
-            // Runs only once the write completed in full (the link).
-            let then = if op.sync {
-                opcode::Fsync::new(fd)
-                    .flags(types::FsyncFlags::DATASYNC)
-                    .build()
-            } else {
-                // Length 0 means "to the end of the file".
-                let len = u32::try_from(op.len()).unwrap_or(0);
-                opcode::SyncFileRange::new(fd, len)
-                    .offset(op.pos)
-                    .flags(libc::SYNC_FILE_RANGE_WRITE)
-                    .build()
-            }
-            .user_data(user_data(round, i, true));
+            // Otherwise the write is linked to an entry that runs only once it completed in
+            // full.
+            let then = (!dsync).then(|| {
+                if op.sync {
+                    opcode::Fsync::new(fd)
+                        .flags(types::FsyncFlags::DATASYNC)
+                        .build()
+                } else {
+                    // Length 0 means "to the end of the file".
+                    let len = u32::try_from(op.len()).unwrap_or(0);
+                    opcode::SyncFileRange::new(fd, len)
+                        .offset(op.pos)
+                        .flags(libc::SYNC_FILE_RANGE_WRITE)
+                        .build()
+                }
+                .user_data(user_data(round, i, true))
+            });
+            let entries = 1 + usize::from(then.is_some());
             let mut sq = self.ring.submission();
-            let room = sq.capacity() - sq.len();
-            if room < 2 {
+            if sq.capacity() - sq.len() < entries {
                 // Cannot happen with rounds of RING_ENTRIES / 2 ops; finish it the portable way.
                 continue;
             }
+            let write = if then.is_some() {
+                write.flags(squeue::Flags::IO_LINK)
+            } else {
+                write
+            };
             // SAFETY: `op.chunks` live in `ops`, borrowed for this whole call, and `iov` in
             // `iovecs`, which is neither dropped nor changed (its inner vectors never move)
             // until this round has waited for the entry's completion (or leaked both if the
-            // ring breaks); the queue has room for the entry, checked above.
+            // ring breaks); the queue has room for the entries, checked above.
             unsafe {
                 let _ = sq.push(&write);
             }
-            // SAFETY: neither an fsync nor a sync_file_range entry references memory; room
-            // was checked above.
-            unsafe {
-                let _ = sq.push(&then);
+            match &then {
+                // SAFETY: neither an fsync nor a sync_file_range entry references memory;
+                // room was checked above.
+                Some(then) => unsafe {
+                    let _ = sq.push(then);
+                },
+                // Nothing separate to wait for: the write's completion is the sync's.
+                None => synced[i] = Some(0),
             }
-            expected += 2;
+            expected += entries;
             pushed[i] = true;
         }
         let mut seen = 0usize;

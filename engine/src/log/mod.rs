@@ -197,8 +197,8 @@ pub(crate) struct Reservation {
 pub(crate) struct RollPlan {
     dir: PathBuf,
     file: Arc<File>,
-    /// The old segment's direct target, whose zeroing stops before the cut.
-    direct: Option<DirectTarget>,
+    /// The old segment's zeroing, stopped before the cut.
+    zero: Option<Arc<zero_ahead::ZeroAhead>>,
     path: PathBuf,
     index_path: PathBuf,
     index: Vec<u8>,
@@ -221,8 +221,8 @@ impl RollPlan {
     /// # Errors
     /// I/O errors syncing or creating; nothing is half-created.
     pub(crate) fn execute(&self) -> Result<NewSegment> {
-        if let Some(d) = &self.direct {
-            d.stop_zeroing();
+        if let Some(z) = &self.zero {
+            z.close();
         }
         self.file
             .set_len(self.len)
@@ -424,7 +424,7 @@ impl ShardLog {
         Some(RollPlan {
             dir: self.dir.clone(),
             file: a.file.clone(),
-            direct: a.direct.clone(),
+            zero: a.direct.as_ref().and_then(|d| d.zero.clone()),
             path: a.path.clone(),
             index_path: segment::index_path(&self.dir, a.id),
             index: a.index.encode(a.visible_len),
