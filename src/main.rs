@@ -126,6 +126,30 @@ struct ServeArgs {
     /// Create this stream at start if it is missing (NAME:SHARDS; repeatable).
     #[arg(long = "create-stream", value_parser = parse_create_stream)]
     create_streams: Vec<(String, u32)>,
+    /// Let the kernel back the heap with transparent huge pages. Off by default: the
+    /// first touch of a huge page clears 2 MiB inside the page fault, which stalled the
+    /// committer for 10-60 ms at a time in virtual machines (docs/performance.md).
+    #[arg(long)]
+    transparent_huge_pages: bool,
+}
+
+/// Transparent huge pages, off for the whole process.
+///
+/// A latency-bound server pays for a huge page when it first touches it: the page fault
+/// clears 2 MiB before the thread goes on. On the development machine (a virtual machine
+/// whose host backs guest memory on first use), one such fault held the committer for
+/// 10-60 ms, and every batch waiting for it with it. The allocator asks for huge pages
+/// (`madvise`); `PR_SET_THP_DISABLE` overrides that and the system-wide `always` setting.
+mod huge_pages {
+    #[cfg(target_os = "linux")]
+    pub fn disable() {
+        if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+            tracing::debug!("could not disable transparent huge pages: {e}");
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn disable() {}
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -187,6 +211,10 @@ fn run() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    let keep_huge_pages = matches!(&cli.command, Command::Serve(a) if a.transparent_huge_pages);
+    if !keep_huge_pages {
+        huge_pages::disable();
+    }
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Streams(args) => cli::streams(args),

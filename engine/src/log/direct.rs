@@ -36,6 +36,8 @@ pub const BLOCK: usize = 4096;
 
 /// Capacity of the staging buffers a [`StagingPool`] keeps for reuse, in all.
 const POOLED_BYTES: usize = 64 << 20;
+/// Staging buffers are allocated in multiples of this.
+const STAGING_ROUNDING: usize = 256 << 10;
 
 fn align_down(n: u64) -> u64 {
     n - n % BLOCK as u64
@@ -175,9 +177,23 @@ impl StagingPool {
     pub fn stage(&self, tail: &TailBlock, chunks: &[Bytes]) -> Bytes {
         let data = tail.bytes.len() + chunks.iter().map(Bytes::len).sum::<usize>();
         let len = data.div_ceil(BLOCK) * BLOCK;
-        let mut buf = self.0.lock().pop().unwrap_or_default();
+        let need = len + BLOCK;
+        let pooled = {
+            let mut pool = self.0.lock();
+            match pool.iter().position(|b| b.capacity() >= need) {
+                Some(i) => Some(pool.swap_remove(i)),
+                None => {
+                    // Freed, so that the larger buffer made below takes its place.
+                    pool.pop();
+                    None
+                }
+            }
+        };
+        // A buffer too small is not grown: `reserve` would copy its old capacity into the
+        // new allocation. A new one is rounded up, so later writes of about this size fit.
+        let mut buf =
+            pooled.unwrap_or_else(|| Vec::with_capacity(need.next_multiple_of(STAGING_ROUNDING)));
         buf.clear();
-        buf.reserve(len + BLOCK);
         // Fewer than BLOCK bytes, since the capacity is at least `len + BLOCK`.
         let at = buf.as_ptr().align_offset(BLOCK);
         buf.resize(at, 0);
@@ -241,5 +257,29 @@ mod tests {
         }
         // Each dropped buffer went back to the pool and was taken again.
         assert_eq!(pool.0.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_pooled_buffer_too_small_is_replaced_and_reuse_pads_with_zeros() {
+        let pool = StagingPool::default();
+        let tail = TailBlock {
+            start: 0,
+            bytes: Vec::new(),
+        };
+        let big = STAGING_ROUNDING + 10;
+        drop(pool.stage(&tail, &chunks(&[&[7; 100]])));
+        let staged = pool.stage(&tail, &chunks(&[&vec![9; big]]));
+        assert_eq!(staged.len(), big.div_ceil(BLOCK) * BLOCK);
+        assert!(staged[..big].iter().all(|b| *b == 9));
+        assert!(staged[big..].iter().all(|b| *b == 0));
+        drop(staged);
+        // The small buffer was freed for the large one, which now serves small writes:
+        // what the large write left behind its new bytes is zeros again.
+        assert_eq!(pool.0.lock().len(), 1);
+        assert!(pool.0.lock()[0].capacity() >= big + BLOCK);
+        let staged = pool.stage(&tail, &chunks(&[&[5; 10]]));
+        assert_eq!(staged.len(), BLOCK);
+        assert!(staged[..10].iter().all(|b| *b == 5));
+        assert!(staged[10..].iter().all(|b| *b == 0));
     }
 }

@@ -192,6 +192,12 @@ pub async fn produce(
             f = read_frame(&mut rd, &mut buf, &decoder) => f?,
         };
         let Some(frame) = frame else {
+            // The server closes once it has answered every batch after the writer's
+            // shutdown, which can reach this loop before the writer's end does.
+            if sent.is_none() && pending.lock().is_empty() {
+                sent = Some((&mut writer).await??);
+                continue;
+            }
             bail!(
                 "the server closed the connection with {} batches unanswered",
                 pending.lock().len()
