@@ -2,31 +2,31 @@
 //! rolls, closes and recovery cut off, and the log read back byte for byte throughout.
 
 use shardline_engine::log::{direct, segment};
-use shardline_engine::{CreateStream, ShardId};
+use shardline_engine::{CreateStream, EngineConfig, ShardId};
 
 use crate::harness;
 
-/// Whether `dir`'s file system takes direct writes; if not, says that the test checks
-/// nothing.
-fn takes_direct_writes(dir: &std::path::Path) -> bool {
+/// The harness config with direct writes and segments of `segment_max_bytes`, or `None`
+/// (saying that the test checks nothing) if `dir`'s file system takes no direct writes.
+fn direct_config(dir: &std::path::Path, segment_max_bytes: u64) -> Option<EngineConfig> {
     let probe = dir.join("probe");
     std::fs::write(&probe, b"").unwrap();
-    let ok = direct::open(&probe).is_some();
-    if !ok {
+    if direct::open(&probe).is_none() {
         eprintln!("this file system takes no direct writes; direct path not exercised");
+        return None;
     }
-    ok
+    let mut c = harness::config();
+    c.log.direct_writes = true;
+    c.log.segment_max_bytes = segment_max_bytes;
+    Some(c)
 }
 
 #[test]
 fn direct_writes_pad_whole_blocks_and_every_path_cuts_the_padding() {
     let dir = tempfile::tempdir().unwrap();
-    if !takes_direct_writes(dir.path()) {
+    let Some(c) = direct_config(dir.path(), 64 << 10) else {
         return;
-    }
-    let mut c = harness::config();
-    c.log.direct_writes = true;
-    c.log.segment_max_bytes = 64 << 10;
+    };
     let engine = harness::open(dir.path(), c.clone()).unwrap();
     let s = engine.create_stream(CreateStream::new("d", 1)).unwrap();
     let shard_dir = harness::shard_dir(&s, ShardId(0));
@@ -101,13 +101,10 @@ fn direct_writes_pad_whole_blocks_and_every_path_cuts_the_padding() {
 #[test]
 fn zeros_written_ahead_of_the_log_are_overwritten_and_cut() {
     let dir = tempfile::tempdir().unwrap();
-    if !takes_direct_writes(dir.path()) {
+    let Some(mut c) = direct_config(dir.path(), 64 << 20) else {
         return;
-    }
-    let mut c = harness::config();
-    c.log.direct_writes = true;
+    };
     c.log.zero_ahead = true;
-    c.log.segment_max_bytes = 64 << 20;
     let engine = harness::open(dir.path(), c.clone()).unwrap();
     let s = engine.create_stream(CreateStream::new("z", 1)).unwrap();
     let shard_dir = harness::shard_dir(&s, ShardId(0));
