@@ -21,11 +21,15 @@ pub const HEADER_LEN: usize = RESERVED_OFFSET + size_of::<u16>();
 pub const FRAME_VERSION: u8 = 1;
 
 /// The highest protocol version (the message set, negotiated by Hello/HelloAck) this codec
-/// speaks. Version 2 adds Read and Records ([`crate::read`], [`crate::records`]).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// speaks. Version 2 adds Read and Records ([`crate::read`], [`crate::records`]); version 3
+/// adds PackedBatch ([`crate::packed`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The first protocol version with Read and Records frames.
 pub const READ_PROTOCOL_VERSION: u16 = 2;
+
+/// The first protocol version with PackedBatch frames.
+pub const PACKED_PROTOCOL_VERSION: u16 = 3;
 
 /// Default and largest frame a server accepts from a client, header included: room for one
 /// record of the largest size a stream allows (10 MiB, `IncreaseStreamMaxRecordSize`) plus
@@ -75,6 +79,9 @@ pub enum FrameType {
     Read = 6,
     /// Server -> client, the records a Read asked for (protocol version 2).
     Records = 7,
+    /// Client -> server, records for one stream packed back to back (protocol version 3);
+    /// answered as PutBatch is.
+    PackedBatch = 8,
 }
 
 impl FrameType {
@@ -88,6 +95,7 @@ impl FrameType {
             5 => FrameType::Error,
             6 => FrameType::Read,
             7 => FrameType::Records,
+            8 => FrameType::PackedBatch,
             _ => return None,
         })
     }
@@ -95,7 +103,9 @@ impl FrameType {
     /// Whether clients send this frame type (servers send the others).
     pub fn is_from_client(self) -> bool {
         match self {
-            FrameType::Hello | FrameType::PutBatch | FrameType::Read => true,
+            FrameType::Hello | FrameType::PutBatch | FrameType::Read | FrameType::PackedBatch => {
+                true
+            }
             FrameType::HelloAck | FrameType::PutResult | FrameType::Error | FrameType::Records => {
                 false
             }
@@ -113,6 +123,7 @@ impl fmt::Display for FrameType {
             FrameType::Error => "Error",
             FrameType::Read => "Read",
             FrameType::Records => "Records",
+            FrameType::PackedBatch => "PackedBatch",
         })
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The protocol is described in `docs/formats/native.md`: length-prefixed frames over one TCP
 //! connection, each an 8-byte little-endian header and a payload: a flatbuffer
-//! (`protocol/schema/native.fbs`), or for Read and Records a fixed little-endian layout. This crate turns bytes into frames and frames into bytes;
+//! (`protocol/schema/native.fbs`), or for Read, Records and PackedBatch a fixed little-endian
+//! layout. This crate turns bytes into frames and frames into bytes;
 //! it does no I/O and knows nothing of the engine.
 //!
 //! # Layout
@@ -12,6 +13,7 @@
 //!   (`Err`).
 //! - [`hello`]: Hello and HelloAck, the handshake.
 //! - [`batch`]: PutBatch, its builder and its borrowed view.
+//! - [`packed`]: PackedBatch, the same request in a fixed layout (protocol version 3).
 //! - [`result`]: PutResult, its builder and its borrowed view.
 //! - [`seqno`]: sequence number parts and their 56-digit decimal layout (shared with the
 //!   engine).
@@ -23,9 +25,9 @@
 //! # Invariants
 //!
 //! - Decoding never panics, whatever the bytes: every flatbuffers payload passes the
-//!   verifier before any field is read, the fixed-layout Read and Records payloads are
-//!   checked field by field with bounds-checked reads, and views check cross-references
-//!   (and, for Records, every record's bounds) up front.
+//!   verifier before any field is read, the fixed-layout Read, Records and PackedBatch
+//!   payloads are checked field by field with bounds-checked reads, and views check
+//!   cross-references (and, for Records and PackedBatch, every record's bounds) up front.
 //! - Every builder produces a whole frame (header included) that its own view accepts.
 
 pub mod batch;
@@ -34,6 +36,7 @@ pub mod error;
 pub mod error_frame;
 pub mod frame;
 pub mod hello;
+pub mod packed;
 pub mod read;
 pub mod records;
 pub mod result;
@@ -56,6 +59,7 @@ pub use error::Error;
 pub use error_frame::{ErrorCode, ErrorFrame};
 pub use frame::{FrameHeader, FrameType, RequestId};
 pub use hello::{Hello, HelloAck};
+pub use packed::{PackedBatchBuilder, PackedBatchView, PackedRecord};
 pub use read::{Read, ReadPosition};
 pub use records::{ReadRecord, RecordsBuilder, RecordsHead, RecordsView};
 pub use result::{PutResultBuilder, PutResultView, RecordOutcome, SequenceParts};

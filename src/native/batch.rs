@@ -1,4 +1,5 @@
-//! One PutBatch: validation, the engine put, and its PutResult or Error frame.
+//! One PutBatch or PackedBatch: validation, the engine put, and its PutResult or Error
+//! frame. The two frames carry the same request in two layouts and are served alike.
 //!
 //! # Ordering
 //!
@@ -11,7 +12,7 @@
 //!
 //! # Errors
 //!
-//! A payload that is not a PutBatch, or request id 0, is connection-level ([`Fatal`]), found
+//! A payload that is not a valid batch, or request id 0, is connection-level ([`Fatal`]), found
 //! on that first poll. After it, failures are the batch's (an Error frame with its request
 //! id: unknown stream, bad record count) or a record's (in the PutResult).
 
@@ -24,7 +25,8 @@ use shardline_engine::hashkey::HashKey;
 use shardline_engine::{PutRecord, PutResult, ShardId};
 use shardline_protocol::frame::RequestId;
 use shardline_protocol::{
-    ErrorCode, ErrorFrame, ExplicitHashKey, PutBatchView, PutResultBuilder, SequenceParts,
+    ErrorCode, ErrorFrame, ExplicitHashKey, PackedBatchView, PutBatchView, PutResultBuilder,
+    RecordView, SequenceParts,
 };
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
@@ -34,14 +36,87 @@ use crate::api::actions::common::require_readable;
 use crate::api::error::ApiError;
 use crate::api::{limits, Api};
 
+/// A batch's payload layout, from its frame type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// PutBatch: a flatbuffer with a table per record.
+    Table,
+    /// PackedBatch: records back to back (protocol version 3).
+    Packed,
+}
+
+/// A checked batch of either layout.
+enum Batch<'a> {
+    Table(PutBatchView<'a>),
+    Packed(PackedBatchView<'a>),
+}
+
+impl<'a> Batch<'a> {
+    fn parse(layout: Layout, payload: &'a [u8]) -> Result<Batch<'a>, Fatal> {
+        Ok(match layout {
+            Layout::Table => Batch::Table(PutBatchView::parse(payload)?),
+            Layout::Packed => Batch::Packed(PackedBatchView::parse(payload)?),
+        })
+    }
+
+    fn request_id(&self) -> RequestId {
+        match self {
+            Batch::Table(b) => b.request_id(),
+            Batch::Packed(b) => b.request_id(),
+        }
+    }
+
+    fn stream_name(&self) -> &'a str {
+        match self {
+            Batch::Table(b) => b.stream_name(),
+            Batch::Packed(b) => b.stream_name(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Batch::Table(b) => b.len(),
+            Batch::Packed(b) => b.len(),
+        }
+    }
+
+    /// The records for the engine, in batch order, and the positions of those refused
+    /// before it (a bad explicit hash key) with their errors.
+    fn records(&self) -> (Vec<PutRecord<'a>>, Vec<(usize, ApiError)>) {
+        let mut records = Vec::with_capacity(self.len());
+        let mut rejected: Vec<(usize, ApiError)> = Vec::new();
+        match self {
+            Batch::Table(b) => {
+                for r in b.records() {
+                    match explicit_hash_key(&r) {
+                        Ok(explicit_hash_key) => records.push(PutRecord {
+                            partition_key: r.partition_key(),
+                            explicit_hash_key,
+                            data: r.data(),
+                        }),
+                        Err(e) => rejected.push((r.index(), e)),
+                    }
+                }
+            }
+            Batch::Packed(b) => records.extend(b.records().map(|r| PutRecord {
+                partition_key: r.partition_key,
+                explicit_hash_key: r.hash_key.map(HashKey),
+                data: r.data,
+            })),
+        }
+        (records, rejected)
+    }
+}
+
 /// Starts a batch: submits its records in arrival order and spawns the wait for them. Its
 /// answer goes to `tx` with `permit`, which returns the frame's window share once written.
 ///
 /// # Errors
-/// [`Fatal`] if the payload is not a valid PutBatch or uses request id 0.
+/// [`Fatal`] if the payload is not a valid batch of `layout` or uses request id 0.
 pub fn start(
     api: &Arc<Api>,
     config: &NativeConfig,
+    layout: Layout,
     payload: Bytes,
     permit: OwnedSemaphorePermit,
     tx: mpsc::UnboundedSender<Outgoing>,
@@ -49,6 +124,7 @@ pub fn start(
     let mut fut = Box::pin(run(
         api.clone(),
         config.max_batch_records,
+        layout,
         payload,
         permit,
         tx,
@@ -69,11 +145,12 @@ pub fn start(
 async fn run(
     api: Arc<Api>,
     max_batch_records: usize,
+    layout: Layout,
     payload: Bytes,
     permit: OwnedSemaphorePermit,
     tx: mpsc::UnboundedSender<Outgoing>,
 ) -> Result<(), Fatal> {
-    let batch = PutBatchView::parse(&payload)?;
+    let batch = Batch::parse(layout, &payload)?;
     let id = batch.request_id();
     if id == RequestId::CONNECTION {
         return Err(Fatal::new(
@@ -103,18 +180,14 @@ async fn run(
 }
 
 /// Puts the batch's records and renders their PutResult.
-async fn put(
-    api: &Api,
-    max_batch_records: usize,
-    batch: &PutBatchView<'_>,
-) -> Result<Vec<u8>, ApiError> {
+async fn put(api: &Api, max_batch_records: usize, batch: &Batch<'_>) -> Result<Vec<u8>, ApiError> {
     let stream = api
         .engine
         .stream(batch.stream_name())
         .map_err(|e| api.engine_error(e))?;
     let meta = stream.meta();
     require_readable(api, &meta)?;
-    if batch.is_empty() || batch.len() > max_batch_records {
+    if batch.len() == 0 || batch.len() > max_batch_records {
         return Err(ApiError::InvalidArgument(format!(
             "a batch carries 1 to {max_batch_records} records, not {}",
             batch.len()
@@ -122,18 +195,7 @@ async fn put(
     }
     // Records the codec or the hash key syntax rejects never reach the engine; the engine
     // checks the partition key's length and the record's size itself.
-    let mut records = Vec::with_capacity(batch.len());
-    let mut rejected: Vec<(usize, ApiError)> = Vec::new();
-    for r in batch.records() {
-        match explicit_hash_key(&r) {
-            Ok(explicit_hash_key) => records.push(PutRecord {
-                partition_key: r.partition_key(),
-                explicit_hash_key,
-                data: r.data(),
-            }),
-            Err(e) => rejected.push((r.index(), e)),
-        }
-    }
+    let (records, rejected) = batch.records();
     let results = limits::put_records(api, &stream, &meta, &records).await;
     count_incoming(api, &meta.name, &records, &results);
     let mut out = PutResultBuilder::with_capacity(batch.len());
@@ -162,7 +224,7 @@ async fn put(
 /// Stands in for a result the engine did not return (it returns one per record).
 static MISSING: ApiError = ApiError::Internal(String::new());
 
-fn explicit_hash_key(r: &shardline_protocol::RecordView<'_>) -> Result<Option<HashKey>, ApiError> {
+fn explicit_hash_key(r: &RecordView<'_>) -> Result<Option<HashKey>, ApiError> {
     let key = r
         .explicit_hash_key()
         .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;

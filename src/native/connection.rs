@@ -1,13 +1,13 @@
 //! One native connection: the handshake, reading frames under the window, and the writer.
 //!
-//! Two tasks per connection. The reader decodes frames and starts each PutBatch (see
-//! [`super::batch`]) and Read ([`super::read`]); the writer sends HelloAck, PutResult,
+//! Two tasks per connection. The reader decodes frames and starts each PutBatch and
+//! PackedBatch (see [`super::batch`]) and Read ([`super::read`]); the writer sends HelloAck, PutResult,
 //! Records and Error frames in the order they are ready, coalescing those that are ready
 //! together into one vectored write.
 //!
 //! # Flow control
 //!
-//! Each PutBatch frame takes permits for its length from a semaphore of `window_bytes`
+//! Each PutBatch and PackedBatch frame takes permits for its length from a semaphore of `window_bytes`
 //! before its body is read; the permits travel with the batch and are returned once its
 //! answer has been written to the socket. A Read takes permits for its largest answer (see
 //! [`super::read`]) after its small frame is read. While the window is full the reader does
@@ -28,7 +28,8 @@ use std::io::IoSlice;
 
 use bytes::{Bytes, BytesMut};
 use shardline_protocol::frame::{
-    FrameHeader, FrameType, RequestId, PROTOCOL_VERSION, READ_PROTOCOL_VERSION,
+    FrameHeader, FrameType, RequestId, PACKED_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    READ_PROTOCOL_VERSION,
 };
 use shardline_protocol::{ErrorCode, ErrorFrame, FrameDecoder, Hello, HelloAck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,8 +37,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
+use super::batch::{self, Layout};
+use super::read;
 use super::NativeConfig;
-use super::{batch, read};
 use crate::api::Api;
 
 /// Bytes read from the socket at a time when no frame body is pending.
@@ -168,7 +170,9 @@ impl Reader {
                 ));
             }
             let permit = match header.frame_type {
-                FrameType::PutBatch => Some(self.take_window(window, &header).await?),
+                FrameType::PutBatch | FrameType::PackedBatch => {
+                    Some(self.take_window(window, &header).await?)
+                }
                 _ => None,
             };
             self.fill(header.frame_len()).await?;
@@ -192,14 +196,28 @@ impl Reader {
                     });
                     version = Some(hello.protocol_version.min(PROTOCOL_VERSION));
                 }
-                (FrameType::PutBatch | FrameType::Read, _) if version.is_none() => {
+                (FrameType::PutBatch | FrameType::Read | FrameType::PackedBatch, _)
+                    if version.is_none() =>
+                {
                     return Err(Fatal::new(
                         ErrorCode::ProtocolViolation,
                         "the first frame of a connection must be Hello",
                     ))
                 }
                 (FrameType::PutBatch, Some(permit)) => {
-                    batch::start(api, config, frame.payload, permit, tx.clone())?;
+                    batch::start(api, config, Layout::Table, frame.payload, permit, tx.clone())?;
+                }
+                (FrameType::PackedBatch, _) if version < Some(PACKED_PROTOCOL_VERSION) => {
+                    return Err(Fatal::new(
+                        ErrorCode::ProtocolViolation,
+                        format!(
+                            "PackedBatch frames need protocol version {PACKED_PROTOCOL_VERSION}; this connection agreed on {}",
+                            version.unwrap_or_default()
+                        ),
+                    ))
+                }
+                (FrameType::PackedBatch, Some(permit)) => {
+                    batch::start(api, config, Layout::Packed, frame.payload, permit, tx.clone())?;
                 }
                 (FrameType::Read, _) if version < Some(READ_PROTOCOL_VERSION) => {
                     return Err(Fatal::new(

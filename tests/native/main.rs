@@ -13,6 +13,8 @@ mod harness;
 #[cfg(test)]
 mod malformed;
 #[cfg(test)]
+mod packed;
+#[cfg(test)]
 mod pipelining;
 #[cfg(test)]
 mod read;

@@ -3,7 +3,7 @@
 use shardline_protocol::frame::{
     FrameHeader, FrameType, RequestId, DEFAULT_MAX_FRAME_BYTES, HEADER_LEN,
 };
-use shardline_protocol::{ErrorCode, Hello, PutBatchBuilder};
+use shardline_protocol::{ErrorCode, Hello, PackedBatchBuilder, PutBatchBuilder};
 
 use crate::harness::{Client, Outcome, Reply, Server};
 
@@ -18,6 +18,13 @@ fn hello_frame(protocol_version: u16) -> Vec<u8> {
 fn batch_frame(id: u64) -> Vec<u8> {
     let mut b = PutBatchBuilder::new();
     b.push("pk", None, b"payload");
+    b.finish(RequestId(id), "bad")
+}
+
+fn packed_frame(id: u64) -> Vec<u8> {
+    let mut b = PackedBatchBuilder::new();
+    b.push("pk", None, b"payload");
+    b.push("pk2", Some(5), b"more");
     b.finish(RequestId(id), "bad")
 }
 
@@ -58,7 +65,79 @@ fn cases() -> Vec<Case> {
     let mut bad_hello = header(FrameType::Hello as u8, 12);
     bad_hello.extend([0xff; 12]);
     let id_zero = batch_frame(0);
+    let packed = packed_frame(1);
+    // PackedBatch layout (docs/formats/native.md): 16 fixed bytes, the name "bad", then the
+    // first record's 7-byte header (data length, key length, flags) and its key "pk".
+    let first_record = HEADER_LEN + 16 + 3;
+    let mut packed_overcount = packed.clone();
+    packed_overcount[HEADER_LEN + 8] = 3;
+    let mut packed_long_data = packed.clone();
+    packed_long_data[first_record..first_record + 4].copy_from_slice(&1000u32.to_le_bytes());
+    let mut packed_flags = packed.clone();
+    packed_flags[first_record + 6] = 0x80;
+    let mut packed_key = packed.clone();
+    packed_key[first_record + 7] = 0xc3;
+    let mut packed_extra = packed.clone();
+    packed_extra.push(0);
+    packed_extra[..4].copy_from_slice(&((packed.len() - HEADER_LEN + 1) as u32).to_le_bytes());
+    let packed_id_zero = packed_frame(0);
     vec![
+        Case {
+            name: "PackedBatch with fewer records than record_count",
+            greet: true,
+            bytes: packed_overcount,
+            half_close: false,
+            code: ErrorCode::MalformedFrame,
+        },
+        Case {
+            name: "PackedBatch record longer than the frame",
+            greet: true,
+            bytes: packed_long_data,
+            half_close: false,
+            code: ErrorCode::MalformedFrame,
+        },
+        Case {
+            name: "PackedBatch record with unknown flags",
+            greet: true,
+            bytes: packed_flags,
+            half_close: false,
+            code: ErrorCode::MalformedFrame,
+        },
+        Case {
+            name: "PackedBatch partition key not UTF-8",
+            greet: true,
+            bytes: packed_key,
+            half_close: false,
+            code: ErrorCode::MalformedFrame,
+        },
+        Case {
+            name: "PackedBatch bytes after its records",
+            greet: true,
+            bytes: packed_extra,
+            half_close: false,
+            code: ErrorCode::MalformedFrame,
+        },
+        Case {
+            name: "PackedBatch with request id 0",
+            greet: true,
+            bytes: packed_id_zero,
+            half_close: false,
+            code: ErrorCode::ProtocolViolation,
+        },
+        Case {
+            name: "PackedBatch before Hello",
+            greet: false,
+            bytes: packed.clone(),
+            half_close: false,
+            code: ErrorCode::ProtocolViolation,
+        },
+        Case {
+            name: "EOF inside a PackedBatch",
+            greet: true,
+            bytes: packed[..packed.len() - 3].to_vec(),
+            half_close: true,
+            code: ErrorCode::TruncatedFrame,
+        },
         Case {
             name: "oversized frame",
             greet: true,

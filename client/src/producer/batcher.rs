@@ -558,6 +558,8 @@ fn wire_entry(e: &mut Entry) -> PutEntry {
             return PutEntry {
                 partition_key: r.partition_key,
                 explicit_hash_key: Some(r.explicit_hash_key),
+                // The aggregate is routed by its first user record's hash key.
+                hash_key: e.users[0].hash,
                 data: r.data,
             };
         }
@@ -567,6 +569,7 @@ fn wire_entry(e: &mut Entry) -> PutEntry {
     PutEntry {
         partition_key: u.partition_key.clone(),
         explicit_hash_key: u.explicit_hash_key.clone(),
+        hash_key: u.hash,
         data: u.data.clone(),
     }
 }

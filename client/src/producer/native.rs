@@ -4,13 +4,16 @@
 //! Design constraints:
 //! - Frames are written whole, one writer at a time, in the order `put` calls reach the
 //!   writer; the server appends batches of one connection in that order.
-//! - At most `window_bytes` of unanswered PutBatch frames are in flight (a semaphore holds
+//! - At most `window_bytes` of unanswered batch frames are in flight (a semaphore holds
 //!   each frame's bytes until its answer arrives), so the server never stops reading.
 //! - A broken connection (closed, unreadable, a connection-level Error frame) fails every
 //!   unanswered batch; those are retryable except after a connection-level error other than
 //!   `ShuttingDown` (a bug on one side: sending again would break again). The next `put`
 //!   connects again.
 //! - ListShards has no native form: the shard map comes over HTTP.
+//! - Against a server that speaks protocol version 3, batches are PackedBatch frames that
+//!   carry every record's hash key, which the producer computed anyway to pick the shard:
+//!   the server routes by it and computes no MD5. The routing is the same either way.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,10 +21,10 @@ use std::sync::{Arc, Mutex as StdMutex};
 
 use bytes::BytesMut;
 use shardline_protocol::error_frame::{code_name, is_retryable};
-use shardline_protocol::frame::{FrameType, RequestId, PROTOCOL_VERSION};
+use shardline_protocol::frame::{FrameType, RequestId, PACKED_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use shardline_protocol::{
-    ErrorCode, ErrorFrame, ExplicitHashKey, FrameDecoder, Hello, HelloAck, PutBatchBuilder,
-    PutResultView, RawFrame, RecordOutcome,
+    ErrorCode, ErrorFrame, ExplicitHashKey, FrameDecoder, Hello, HelloAck, PackedBatchBuilder,
+    PutBatchBuilder, PutResultView, RawFrame, RecordOutcome,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -51,6 +54,8 @@ struct Connection {
     window: Arc<Semaphore>,
     /// Set (under the `pending` lock) once the connection is unusable.
     broken: AtomicBool,
+    /// The server speaks protocol version 3: batches go as PackedBatch frames.
+    packed: bool,
 }
 
 /// The native protocol transport.
@@ -126,14 +131,15 @@ async fn open(addr: &str) -> Result<(Arc<Connection>, Limits), Error> {
         .await
         .map_err(bad)?
         .ok_or_else(|| bad("the server closed the connection".into()))?;
-    let limits = match frame.frame_type {
+    let (limits, packed) = match frame.frame_type {
         FrameType::HelloAck => {
             let ack = HelloAck::decode(&frame.payload).map_err(|e| bad(e.to_string()))?;
-            Limits {
+            let limits = Limits {
                 max_frame_bytes: ack.max_frame_bytes as usize,
                 window_bytes: ack.window_bytes as usize,
                 max_batch_records: ack.max_batch_records as usize,
-            }
+            };
+            (limits, ack.protocol_version >= PACKED_PROTOCOL_VERSION)
         }
         FrameType::Error => {
             let e = ErrorFrame::decode(&frame.payload).map_err(|e| bad(e.to_string()))?;
@@ -147,6 +153,7 @@ async fn open(addr: &str) -> Result<(Arc<Connection>, Limits), Error> {
         pending: StdMutex::new(HashMap::new()),
         window: Arc::new(Semaphore::new(limits.window_bytes)),
         broken: AtomicBool::new(false),
+        packed,
     });
     let answers = FrameDecoder::new(limits.max_frame_bytes.max(1 << 20) * 2);
     tokio::spawn(read_answers(connection.clone(), reader, buf, answers));
@@ -243,6 +250,25 @@ fn outcomes(view: &PutResultView<'_>) -> Vec<EntryOutcome> {
         .collect()
 }
 
+/// One batch's frame: PackedBatch with every entry's hash key (the server need not hash),
+/// or PutBatch with the explicit hash keys given (for a server older than version 3).
+fn batch_frame(packed: bool, id: RequestId, stream: &str, entries: &[PutEntry]) -> Vec<u8> {
+    if packed {
+        let mut builder = PackedBatchBuilder::new();
+        for e in entries {
+            builder.push(&e.partition_key, Some(e.hash_key), &e.data);
+        }
+        builder.finish(id, stream)
+    } else {
+        let mut builder = PutBatchBuilder::new();
+        for e in entries {
+            let ehk = e.explicit_hash_key.as_deref().map(ExplicitHashKey::Decimal);
+            builder.push(&e.partition_key, ehk, &e.data);
+        }
+        builder.finish(id, stream)
+    }
+}
+
 impl Transport for NativeTransport {
     fn put<'a>(
         &'a self,
@@ -250,13 +276,9 @@ impl Transport for NativeTransport {
         entries: &'a [PutEntry],
     ) -> BoxFuture<'a, Result<Vec<EntryOutcome>, RecordFailure>> {
         Box::pin(async move {
-            let mut builder = PutBatchBuilder::new();
-            for e in entries {
-                let ehk = e.explicit_hash_key.as_deref().map(ExplicitHashKey::Decimal);
-                builder.push(&e.partition_key, ehk, &e.data);
-            }
+            let connection = self.connection().await?;
             let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-            let frame = builder.finish(RequestId(id), stream);
+            let frame = batch_frame(connection.packed, RequestId(id), stream, entries);
             if frame.len() > self.limits.max_frame_bytes {
                 return Err(RecordFailure {
                     code: "FrameTooLarge".into(),
@@ -268,7 +290,6 @@ impl Transport for NativeTransport {
                     retryable: false,
                 });
             }
-            let connection = self.connection().await?;
             let permits = frame.len().min(self.limits.window_bytes) as u32;
             let _permit = connection
                 .window
@@ -308,5 +329,61 @@ impl Transport for NativeTransport {
     fn max_batch_bytes(&self) -> usize {
         // Room for the per-record framing the batch adds to keys and data.
         self.limits.max_frame_bytes.min(self.limits.window_bytes) / 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shardline_protocol::frame::HEADER_LEN;
+    use shardline_protocol::{PackedBatchView, PutBatchView};
+
+    use super::*;
+
+    fn entries() -> Vec<PutEntry> {
+        vec![
+            PutEntry {
+                partition_key: "a".into(),
+                explicit_hash_key: None,
+                hash_key: 11,
+                data: b"one".to_vec(),
+            },
+            PutEntry {
+                partition_key: "b".into(),
+                explicit_hash_key: Some("42".into()),
+                hash_key: 42,
+                data: Vec::new(),
+            },
+        ]
+    }
+
+    /// Version 3: every entry's hash key travels; older servers get PutBatch with only the
+    /// explicit hash keys the user gave, as before.
+    #[test]
+    fn both_layouts_carry_the_entries_and_their_routing() {
+        let packed = batch_frame(true, RequestId(5), "s", &entries());
+        let v = PackedBatchView::parse(&packed[HEADER_LEN..]).unwrap();
+        assert_eq!((v.request_id(), v.stream_name()), (RequestId(5), "s"));
+        let got: Vec<_> = v
+            .records()
+            .map(|r| (r.partition_key, r.hash_key, r.data))
+            .collect();
+        assert_eq!(
+            got,
+            [("a", Some(11), &b"one"[..]), ("b", Some(42), &b""[..])]
+        );
+
+        let table = batch_frame(false, RequestId(6), "s", &entries());
+        let v = PutBatchView::parse(&table[HEADER_LEN..]).unwrap();
+        let got: Vec<_> = v
+            .records()
+            .map(|r| (r.partition_key(), r.explicit_hash_key().unwrap(), r.data()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", None, &b"one"[..]),
+                ("b", Some(ExplicitHashKey::Decimal("42")), &b""[..])
+            ]
+        );
     }
 }

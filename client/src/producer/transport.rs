@@ -17,6 +17,10 @@ pub struct PutEntry {
     pub partition_key: String,
     /// Decimal, below 2^128.
     pub explicit_hash_key: Option<String>,
+    /// The hash key that routes the entry: the explicit hash key's value, else the
+    /// partition key's MD5. The native transport sends it so the server need not hash; the
+    /// HTTP transport sends only what PutRecords takes.
+    pub hash_key: u128,
     pub data: Vec<u8>,
 }
 

@@ -5,8 +5,8 @@
 //! - this file: the command line.
 //! - [`workload`]: record sizes, keys, stamped payloads, the open-loop schedule.
 //! - [`setup`]: streams created if missing, shards listed, `--cleanup`.
-//! - [`transport`]: PutRecords/GetRecords/SubscribeToShard over HTTP, PutBatch and Read
-//!   over the native protocol.
+//! - [`transport`]: PutRecords/GetRecords/SubscribeToShard over HTTP, PackedBatch (or
+//!   PutBatch) and Read over the native protocol.
 //! - [`run`]: one run against one target: producers, consumers, replay, drain.
 //! - [`stats`]: counters, hdrhistogram latencies, the once-a-second timeline.
 //! - [`progress`]: the live line on stderr.
@@ -51,6 +51,16 @@ pub enum Workload {
     Replay,
 }
 
+/// How native batches are laid out (`docs/formats/native.md`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NativeLayout {
+    /// PackedBatch frames: records back to back (protocol version 3).
+    Packed,
+    /// PutBatch frames: a flatbuffer with a table per record.
+    Table,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// The workload.
@@ -66,6 +76,10 @@ pub struct BenchArgs {
     /// of PutRecords; replay reads over it too (Read frames) instead of GetRecords.
     #[arg(long, value_name = "ADDR")]
     native: Option<SocketAddr>,
+    /// Native batches' layout (default: packed when the server speaks protocol version 3,
+    /// else table).
+    #[arg(long, value_enum, requires = "native")]
+    native_layout: Option<NativeLayout>,
     /// Run the identical workload against this second Kinesis endpoint (over HTTP) and
     /// print the ratios first/second.
     #[arg(long, value_name = "URL2")]

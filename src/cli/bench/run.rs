@@ -353,6 +353,7 @@ async fn load_phase(
             start,
             start_wall_ns,
             deadline: start + Duration::from_secs_f64(args.duration),
+            native_layout: args.native_layout,
         };
         let stats = stats.clone();
         producers.push(match target.native {

@@ -1,5 +1,5 @@
 //! How records reach the server and come back: [`http`] (the Kinesis API), [`native`]
-//! (the native protocol's PutBatch) and [`native_read`] (its Read frames, for replay).
+//! (the native protocol's PackedBatch or PutBatch) and [`native_read`] (its Read frames, for replay).
 
 pub mod http;
 pub mod native;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::workload::{RecordMaker, RecordSize, Schedule};
+use super::NativeLayout;
 
 /// What one producer task does.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct ProducerPlan {
     pub start: Instant,
     pub start_wall_ns: u64,
     pub deadline: Instant,
+    /// Native batches' layout (`None`: the best the server speaks).
+    pub native_layout: Option<NativeLayout>,
 }
 
 impl ProducerPlan {

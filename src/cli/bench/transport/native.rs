@@ -1,6 +1,9 @@
 //! The native ingest protocol (`docs/formats/native.md`): one connection per producer,
 //! batches pipelined up to the server's window (and `in_flight` batches), each batch's
-//! latency measured from when it was due until its PutResult (records durable).
+//! latency measured from when it was due until its PutResult (records durable). Batches are
+//! PackedBatch frames when the server speaks protocol version 3, else PutBatch
+//! (`--native-layout` picks one). Records carry no hash key: the server computes every
+//! partition key's MD5, as it does for PutRecords.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,16 +14,17 @@ use anyhow::{bail, Context};
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use shardline_protocol::error_frame::code_name;
-use shardline_protocol::frame::{FrameType, RequestId, PROTOCOL_VERSION};
+use shardline_protocol::frame::{FrameType, RequestId, PACKED_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use shardline_protocol::{
-    ErrorFrame, FrameDecoder, Hello, HelloAck, PutBatchBuilder, PutResultView, RawFrame,
-    RecordOutcome,
+    ErrorFrame, FrameDecoder, Hello, HelloAck, PackedBatchBuilder, PutBatchBuilder, PutResultView,
+    RawFrame, RecordOutcome,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::super::stats::Stats;
+use super::super::NativeLayout;
 use super::ProducerPlan;
 
 /// Largest frame read before HelloAck says the server's limit.
@@ -36,6 +40,48 @@ struct InFlight {
     bytes: u64,
     /// Its share of the window and of the batch limit, released with the answer.
     _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+/// Builds batches in the layout the connection uses.
+enum Builder {
+    Table(PutBatchBuilder),
+    Packed(PackedBatchBuilder),
+}
+
+impl Builder {
+    /// The builder for `wanted` (`None`: the best the server speaks).
+    ///
+    /// # Errors
+    /// PackedBatch was asked for and the server speaks an older protocol version.
+    fn new(wanted: Option<NativeLayout>, protocol_version: u16) -> anyhow::Result<Builder> {
+        let packed_ok = protocol_version >= PACKED_PROTOCOL_VERSION;
+        Ok(match wanted {
+            Some(NativeLayout::Table) => Builder::Table(PutBatchBuilder::new()),
+            None if !packed_ok => Builder::Table(PutBatchBuilder::new()),
+            Some(NativeLayout::Packed) | None => {
+                if !packed_ok {
+                    bail!(
+                        "the server speaks native protocol version {protocol_version}, PackedBatch needs {PACKED_PROTOCOL_VERSION}"
+                    );
+                }
+                Builder::Packed(PackedBatchBuilder::new())
+            }
+        })
+    }
+
+    fn push(&mut self, partition_key: &str, data: &[u8]) {
+        match self {
+            Builder::Table(b) => b.push(partition_key, None, data),
+            Builder::Packed(b) => b.push(partition_key, None, data),
+        }
+    }
+
+    fn finish(&mut self, id: RequestId, stream: &str) -> Vec<u8> {
+        match self {
+            Builder::Table(b) => b.finish(id, stream),
+            Builder::Packed(b) => b.finish(id, stream),
+        }
+    }
 }
 
 /// The next frame from `rd`, or `None` when it ends between frames.
@@ -121,6 +167,7 @@ pub async fn produce(
             ack.max_batch_records
         );
     }
+    let mut builder = Builder::new(plan.native_layout, ack.protocol_version)?;
     let decoder = FrameDecoder::new(MAX_ANSWER_FRAME_BYTES);
     let (mut rd, mut wr) = socket.into_split();
     let window_left = Arc::new(Semaphore::new(window));
@@ -133,7 +180,6 @@ pub async fn produce(
         tokio::spawn(async move {
             let mut maker = plan.record_maker();
             let mut schedule = plan.schedule();
-            let mut builder = PutBatchBuilder::new();
             let mut data = Vec::new();
             let mut id = 0u64;
             let mut next_stream = plan.index;
@@ -147,7 +193,7 @@ pub async fn produce(
                 for _ in 0..plan.batch_records {
                     maker.data(due_wall_ns, &mut data);
                     bytes += data.len() as u64;
-                    builder.push(maker.key(), None, &data);
+                    builder.push(maker.key(), &data);
                 }
                 id += 1;
                 let stream = &plan.streams[next_stream % plan.streams.len()];
