@@ -11,7 +11,8 @@
 # gets its own server (io_uring, durability sync) on 127.0.0.1 with a fresh data directory
 # under $TMPDIR, 2 producers, 100 B records, 12 s of which the first 2 are not measured,
 # and a 5 s pause afterwards. One line per run. SERVE_ARGS adds `serve` flags (e.g.
-# --direct-writes); SHARDLINE_BIN runs another build.
+# --direct-writes); BENCH_ARGS adds `bench` flags (e.g. --native-layout table);
+# SHARDLINE_BIN runs another build.
 #
 # After `|`, each line has the server's view of the whole run (warm-up included) from its
 # /metrics: group-commit rounds, shards written per round, the mean round (write and
@@ -26,14 +27,15 @@ B=${SHARDLINE_BIN:-target/release/shardline}
 run() { # shards, max | records/s
     local dir out pid e n json
     dir=$(mktemp -d)
-    # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+    # shellcheck disable=SC2086 # SERVE_ARGS and BENCH_ARGS are lists of flags
     SHARDLINE_IO=uring start_server "$dir" --durability sync ${SERVE_ARGS:-}
     if [ "$2" = max ]; then
         $B bench --endpoint "$e" --native "$n" --stream max --shards "$1" --producers 2 \
-            --batch-size 5000 --duration 12 --warmup 2 --cleanup --json > "$dir/json"
+            --batch-size 5000 --duration 12 --warmup 2 --cleanup --json ${BENCH_ARGS:-} > "$dir/json"
     else
         $B bench --endpoint "$e" --native "$n" --stream half --shards "$1" --producers 2 \
-            --batch-size 1000 --rate "$2" --duration 12 --warmup 2 --cleanup --json > "$dir/json"
+            --batch-size 1000 --rate "$2" --duration 12 --warmup 2 --cleanup --json ${BENCH_ARGS:-} \
+            > "$dir/json"
     fi
     python3 - "$dir/json" "$1" "$2" "$e/metrics" <<'PY'
 import json, sys, urllib.request
