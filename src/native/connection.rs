@@ -205,28 +205,34 @@ impl Reader {
                     ))
                 }
                 (FrameType::PutBatch, Some(permit)) => {
-                    batch::start(api, config, Layout::Table, frame.payload, permit, tx.clone())?;
+                    batch::start(
+                        api,
+                        config,
+                        Layout::Table,
+                        frame.payload,
+                        permit,
+                        tx.clone(),
+                    )?;
                 }
                 (FrameType::PackedBatch, _) if version < Some(PACKED_PROTOCOL_VERSION) => {
-                    return Err(Fatal::new(
-                        ErrorCode::ProtocolViolation,
-                        format!(
-                            "PackedBatch frames need protocol version {PACKED_PROTOCOL_VERSION}; this connection agreed on {}",
-                            version.unwrap_or_default()
-                        ),
-                    ))
+                    return Err(too_old(
+                        FrameType::PackedBatch,
+                        PACKED_PROTOCOL_VERSION,
+                        version,
+                    ));
                 }
                 (FrameType::PackedBatch, Some(permit)) => {
-                    batch::start(api, config, Layout::Packed, frame.payload, permit, tx.clone())?;
+                    batch::start(
+                        api,
+                        config,
+                        Layout::Packed,
+                        frame.payload,
+                        permit,
+                        tx.clone(),
+                    )?;
                 }
                 (FrameType::Read, _) if version < Some(READ_PROTOCOL_VERSION) => {
-                    return Err(Fatal::new(
-                        ErrorCode::ProtocolViolation,
-                        format!(
-                            "Read frames need protocol version {READ_PROTOCOL_VERSION}; this connection agreed on {}",
-                            version.unwrap_or_default()
-                        ),
-                    ))
+                    return Err(too_old(FrameType::Read, READ_PROTOCOL_VERSION, version));
                 }
                 (FrameType::Read, _) => {
                     let request = read::parse(&frame.payload)?;
@@ -317,6 +323,17 @@ impl Reader {
         })
         .await;
     }
+}
+
+/// A frame type the connection's agreed protocol version does not have.
+fn too_old(frame_type: FrameType, needs: u16, agreed: Option<u16>) -> Fatal {
+    Fatal::new(
+        ErrorCode::ProtocolViolation,
+        format!(
+            "{frame_type} frames need protocol version {needs}; this connection agreed on {}",
+            agreed.unwrap_or_default()
+        ),
+    )
 }
 
 fn shutting_down() -> Fatal {
