@@ -3,7 +3,7 @@
 use shardline_protocol::frame::{RequestId, MAX_BATCH_RECORDS};
 use shardline_protocol::{ErrorCode, ExplicitHashKey, PutBatchBuilder};
 
-use crate::harness::{Client, Outcome, Reply, Server};
+use crate::harness::{written_or_invalid, Client, Outcome, Reply, Server};
 
 /// An unknown stream, an empty batch and an over-long batch fail as a whole with an Error
 /// frame carrying the batch's request id; the connection stays open and the next batch is
@@ -101,18 +101,9 @@ async fn invalid_records_fail_alone() {
     let Reply::Result(_, outcomes) = c.reply().await else {
         panic!("expected a PutResult")
     };
-    assert_eq!(outcomes.len(), records.len());
-    let mut written = Vec::new();
-    for (o, (key, _, data, valid)) in outcomes.iter().zip(&records) {
-        match (o, valid) {
-            (Outcome::Written(_), true) => written.push((key.to_string(), data.to_vec())),
-            (Outcome::Failed(code, message), false) => {
-                assert_eq!(*code, ErrorCode::InvalidArgument, "{message}");
-                assert!(!message.is_empty());
-            }
-            _ => panic!("record {key:.20}: {o:?}, expected valid = {valid}"),
-        }
-    }
+    let expected: Vec<(&str, &[u8], bool)> =
+        records.iter().map(|(k, _, d, v)| (*k, *d, *v)).collect();
+    let written = written_or_invalid(&outcomes, &expected);
     let got: Vec<_> = server
         .read_shard("recs", 0)
         .await

@@ -325,3 +325,25 @@ pub fn decode_reply(f: &RawFrame) -> Reply {
         t => panic!("unexpected {t} frame from the server"),
     }
 }
+
+/// Checks a PutResult's outcomes against what each record (key, data, valid) should get:
+/// written if valid, else InvalidArgument with a message. Returns the written records' keys
+/// and data, in batch order.
+pub fn written_or_invalid(
+    outcomes: &[Outcome],
+    records: &[(&str, &[u8], bool)],
+) -> Vec<(String, Vec<u8>)> {
+    assert_eq!(outcomes.len(), records.len());
+    let mut written = Vec::new();
+    for (o, (key, data, valid)) in outcomes.iter().zip(records) {
+        match (o, valid) {
+            (Outcome::Written(_), true) => written.push((key.to_string(), data.to_vec())),
+            (Outcome::Failed(code, message), false) => {
+                assert_eq!(*code, ErrorCode::InvalidArgument, "{message}");
+                assert!(!message.is_empty());
+            }
+            _ => panic!("record {key:.20}: {o:?}, expected valid = {valid}"),
+        }
+    }
+    written
+}

@@ -4,7 +4,7 @@
 use shardline_protocol::frame::{RequestId, HEADER_LEN, PACKED_PROTOCOL_VERSION};
 use shardline_protocol::{ErrorCode, Hello, PackedBatchBuilder, PutBatchBuilder};
 
-use crate::harness::{render, Client, Outcome, Reply, Server};
+use crate::harness::{render, written_or_invalid, Client, Outcome, Reply, Server};
 
 /// Records put in PackedBatch frames read back from GetRecords on the shard their result
 /// names, with the same sequence number, key and data; a hash key routes a record as
@@ -99,17 +99,9 @@ async fn packed_errors_are_answered_like_put_batch_errors() {
     let Reply::Result(_, outcomes) = c.reply().await else {
         panic!("expected a PutResult")
     };
-    assert_eq!(outcomes.len(), records.len());
-    let mut written = Vec::new();
-    for (o, (key, _, data, valid)) in outcomes.iter().zip(&records) {
-        match (o, valid) {
-            (Outcome::Written(_), true) => written.push((key.to_string(), data.to_vec())),
-            (Outcome::Failed(code, message), false) => {
-                assert_eq!(*code, ErrorCode::InvalidArgument, "{message}");
-            }
-            _ => panic!("record {key:.20}: {o:?}, expected valid = {valid}"),
-        }
-    }
+    let expected: Vec<(&str, &[u8], bool)> =
+        records.iter().map(|(k, _, d, v)| (*k, *d, *v)).collect();
+    let written = written_or_invalid(&outcomes, &expected);
     let got: Vec<_> = server
         .read_shard("pe", 0)
         .await
