@@ -9,6 +9,7 @@
 //!     --addr 127.0.0.1:4568 --stream load --connections 2 --seconds 10
 //! ```
 //!
+//! It sends PackedBatch frames (protocol version 3), so the server must speak version 3.
 //! Each connection keeps up to the server's window of batches in flight (so it never waits
 //! for a round trip while there is room) and counts records once their PutResult says they
 //! are durable.
@@ -21,9 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::BytesMut;
 use clap::Parser;
-use shardline_protocol::frame::{FrameType, RequestId, PROTOCOL_VERSION};
+use shardline_protocol::frame::{FrameType, RequestId, PACKED_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use shardline_protocol::{
-    ErrorFrame, FrameDecoder, Hello, HelloAck, PutBatchBuilder, PutResultView, RawFrame,
+    ErrorFrame, FrameDecoder, Hello, HelloAck, PackedBatchBuilder, PutResultView, RawFrame,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -97,6 +98,12 @@ async fn connection(
         .await?
         .context("no HelloAck")?;
     let ack = HelloAck::decode(&ack.payload)?;
+    if ack.protocol_version < PACKED_PROTOCOL_VERSION {
+        bail!(
+            "the server speaks native protocol version {}, PackedBatch needs {PACKED_PROTOCOL_VERSION}",
+            ack.protocol_version
+        );
+    }
     let window = args.inflight_bytes.unwrap_or(ack.window_bytes as usize);
     let (mut rd, mut wr) = socket.into_split();
     let inflight = Arc::new(Semaphore::new(window));
@@ -107,7 +114,7 @@ async fn connection(
         tokio::spawn(async move {
             let keys: Vec<String> = (0..args.keys).map(|k| format!("pk-{index}-{k}")).collect();
             let data = vec![0x5au8; args.record_bytes];
-            let mut b = PutBatchBuilder::new();
+            let mut b = PackedBatchBuilder::new();
             let mut next_key = 0;
             let mut id = 0u64;
             while Instant::now() < deadline {
