@@ -19,6 +19,8 @@ use md5::{Digest, Md5};
 
 use crate::error::Error;
 
+pub mod memo;
+
 /// The API's pattern for hash keys (`ExplicitHashKey`, `NewStartingHashKey`; Kinesis API
 /// reference), for validation messages.
 pub const HASH_KEY_PATTERN: &str = r"0|([1-9]\d{0,38})";
