@@ -43,10 +43,22 @@ pub const HASH_KEY_LEN: usize = size_of::<u128>();
 pub const FLAG_HASH_KEY: u8 = 1;
 const KNOWN_FLAGS: u8 = FLAG_HASH_KEY;
 
-/// Builds PackedBatch frames; reusable across batches (its buffer is kept).
+/// Builds PackedBatch frames; reusable across batches.
+///
+/// Records are written straight into the frame, after room left for the header, the fixed
+/// part and a stream name as long as the last batch's. So once the builder has made one
+/// batch for a stream, [`PackedBatchBuilder::finish`] fills in that room and hands the
+/// buffer over without copying the records; a batch for a name of another length costs
+/// one copy.
 #[derive(Debug, Default)]
 pub struct PackedBatchBuilder {
-    records: Vec<u8>,
+    /// The frame being built: `prefix_room()` bytes for the header, fixed part and name,
+    /// then the records pushed so far. Empty until the first push.
+    frame: Vec<u8>,
+    /// The stream name length the room at the front of `frame` is for.
+    name_room: usize,
+    /// The last frame's length: the next frame's starting capacity.
+    last_frame_len: usize,
     count: u32,
 }
 
@@ -68,15 +80,36 @@ impl PackedBatchBuilder {
             u16::try_from(partition_key.len()).expect("invariant: partition keys are checked");
         let data_len = u32::try_from(data.len()).expect("invariant: record sizes are checked");
         let flags = if hash_key.is_some() { FLAG_HASH_KEY } else { 0 };
-        self.records.extend_from_slice(&data_len.to_le_bytes());
-        self.records.extend_from_slice(&key_len.to_le_bytes());
-        self.records.push(flags);
+        self.start_frame();
+        let f = &mut self.frame;
+        f.extend_from_slice(&data_len.to_le_bytes());
+        f.extend_from_slice(&key_len.to_le_bytes());
+        f.push(flags);
         if let Some(h) = hash_key {
-            self.records.extend_from_slice(&h.to_le_bytes());
+            f.extend_from_slice(&h.to_le_bytes());
         }
-        self.records.extend_from_slice(partition_key.as_bytes());
-        self.records.extend_from_slice(data);
+        f.extend_from_slice(partition_key.as_bytes());
+        f.extend_from_slice(data);
         self.count += 1;
+    }
+
+    /// Bytes at the front of the frame for the header, fixed part and stream name.
+    fn prefix_room(&self) -> usize {
+        HEADER_LEN + FIXED_LEN + self.name_room
+    }
+
+    /// Leaves the room at the front of a new frame.
+    fn start_frame(&mut self) {
+        if self.frame.is_empty() {
+            let room = self.prefix_room();
+            self.frame.reserve(self.last_frame_len.max(room));
+            self.frame.resize(room, 0);
+        }
+    }
+
+    /// Bytes of records pushed since the last finish.
+    fn records_len(&self) -> usize {
+        self.frame.len().saturating_sub(self.prefix_room())
     }
 
     /// Records pushed since the last [`PackedBatchBuilder::finish`].
@@ -91,7 +124,7 @@ impl PackedBatchBuilder {
 
     /// The exact bytes the frame will take (header included).
     pub fn frame_len(&self, stream_name: &str) -> usize {
-        HEADER_LEN + FIXED_LEN + stream_name.len() + self.records.len()
+        HEADER_LEN + FIXED_LEN + stream_name.len() + self.records_len()
     }
 
     /// The frame (header included) of the pushed records for `stream_name`; the builder is
@@ -103,25 +136,35 @@ impl PackedBatchBuilder {
     pub fn finish(&mut self, request_id: RequestId, stream_name: &str) -> Vec<u8> {
         let name = stream_name.as_bytes();
         let name_len = u16::try_from(name.len()).expect("invariant: stream names are short");
-        let payload_len = u32::try_from(FIXED_LEN + name.len() + self.records.len())
+        let payload_len = u32::try_from(FIXED_LEN + name.len() + self.records_len())
             .expect("invariant: batches are far below 4 GiB");
-        let mut out = Vec::with_capacity(HEADER_LEN + payload_len as usize);
-        out.extend_from_slice(
-            &FrameHeader {
-                frame_type: FrameType::PackedBatch,
-                payload_len,
-            }
-            .to_bytes(),
-        );
-        out.extend_from_slice(&request_id.0.to_le_bytes());
-        out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&name_len.to_le_bytes());
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(name);
-        out.extend_from_slice(&self.records);
-        self.records.clear();
+        self.start_frame();
+        let mut frame = std::mem::take(&mut self.frame);
+        if name.len() != self.name_room {
+            // The room is for another name's length: move the records once, and leave
+            // room for this name from the next batch on.
+            let records = &frame[self.prefix_room()..];
+            let mut moved = Vec::with_capacity(HEADER_LEN + payload_len as usize);
+            moved.resize(HEADER_LEN + FIXED_LEN + name.len(), 0);
+            moved.extend_from_slice(records);
+            frame = moved;
+            self.name_room = name.len();
+        }
+        let header = FrameHeader {
+            frame_type: FrameType::PackedBatch,
+            payload_len,
+        }
+        .to_bytes();
+        let mut put = |at: usize, bytes: &[u8]| frame[at..at + bytes.len()].copy_from_slice(bytes);
+        put(0, &header);
+        put(HEADER_LEN + REQUEST_ID_OFFSET, &request_id.0.to_le_bytes());
+        put(HEADER_LEN + RECORD_COUNT_OFFSET, &self.count.to_le_bytes());
+        put(HEADER_LEN + NAME_LEN_OFFSET, &name_len.to_le_bytes());
+        put(HEADER_LEN + RESERVED_OFFSET, &[0, 0]);
+        put(HEADER_LEN + FIXED_LEN, name);
+        self.last_frame_len = frame.len();
         self.count = 0;
-        out
+        frame
     }
 }
 

@@ -208,3 +208,40 @@ proptest! {
         prop_assert_eq!(got, records);
     }
 }
+
+proptest! {
+    /// A builder reused across batches for streams whose names differ in length writes each
+    /// frame in place or moves it, and either way the frame is byte for byte what a fresh
+    /// builder makes of the same batch.
+    #[test]
+    fn a_reused_builder_makes_the_frames_a_fresh_one_does(
+        batches in proptest::collection::vec(
+            (
+                prop_oneof![Just(""), Just("s"), Just("stream"), Just("a-much-longer-stream-name")],
+                proptest::collection::vec(
+                    ("\\PC{0,8}", proptest::option::of(any::<u128>()), proptest::collection::vec(any::<u8>(), 0..64)),
+                    0..8,
+                ),
+            ),
+            1..12,
+        ),
+    ) {
+        let mut reused = PackedBatchBuilder::new();
+        for (i, (name, records)) in batches.iter().enumerate() {
+            let mut fresh = PackedBatchBuilder::new();
+            for (k, h, d) in records {
+                reused.push(k, *h, d);
+                fresh.push(k, *h, d);
+            }
+            let expected_len = reused.frame_len(name);
+            let frame = reused.finish(RequestId(i as u64), name);
+            prop_assert_eq!(frame.len(), expected_len);
+            prop_assert_eq!(&frame, &fresh.finish(RequestId(i as u64), name));
+            let v = PackedBatchView::parse(payload(&frame)).unwrap();
+            prop_assert_eq!(v.stream_name(), *name);
+            prop_assert_eq!(v.request_id(), RequestId(i as u64));
+            let got: Vec<_> = v.records().map(|r| (r.partition_key.to_owned(), r.hash_key, r.data.to_vec())).collect();
+            prop_assert_eq!(&got, records);
+        }
+    }
+}
