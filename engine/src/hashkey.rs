@@ -63,6 +63,12 @@ impl HashKey {
         })
     }
 
+    /// The hash key that routes a record: its explicit hash key if it has one, else its
+    /// partition key's MD5, which this thread remembers for recent keys ([`memo`]).
+    pub fn of_record(partition_key: &str, explicit: Option<HashKey>) -> HashKey {
+        explicit.unwrap_or_else(|| memo::hash_key(partition_key))
+    }
+
     /// The hash key of a partition key: MD5 of its UTF-8 bytes as a big-endian integer.
     #[expect(
         clippy::big_endian_bytes,

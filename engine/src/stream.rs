@@ -18,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::commit::Committer;
 use crate::config::{EngineConfig, MAX_PARTITION_KEY_CHARS};
 use crate::error::{Error, Result};
-use crate::hashkey::{memo, HashKey, HashKeyRange};
+use crate::hashkey::{HashKey, HashKeyRange};
 use crate::ids::{Offset, ShardId};
 use crate::log::batch::{PendingBatch, RecordRef};
 use crate::log::ShardLog;
@@ -263,9 +263,7 @@ impl Stream {
                     any = true;
                     continue;
                 }
-                let key = r
-                    .explicit_hash_key
-                    .unwrap_or_else(|| memo::with_thread_memo(|m| m.hash_key(r.partition_key)));
+                let key = HashKey::of_record(r.partition_key, r.explicit_hash_key);
                 match Self::route_in(&routes, key) {
                     Some(g) => {
                         groups[g].push(i);

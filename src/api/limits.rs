@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use shardline_engine::hashkey::{memo, HashKey};
+use shardline_engine::hashkey::HashKey;
 use shardline_engine::meta::StreamMeta;
 use shardline_engine::{PutRecord, PutResult, ShardId, Stream};
 
@@ -225,9 +225,7 @@ impl Routes {
 
     /// The open shard whose inclusive range holds the record's hash key.
     pub fn route(&self, partition_key: &str, explicit: Option<HashKey>) -> Option<ShardId> {
-        let key = explicit
-            .unwrap_or_else(|| memo::with_thread_memo(|m| m.hash_key(partition_key)))
-            .0;
+        let key = HashKey::of_record(partition_key, explicit).0;
         let i = self.0.partition_point(|r| r.0 <= key).checked_sub(1)?;
         let (start, end, id) = self.0[i];
         (start <= key && key <= end).then_some(id)

@@ -151,13 +151,9 @@ thread_local! {
     static THREAD_MEMO: RefCell<KeyMemo> = RefCell::new(KeyMemo::new());
 }
 
-/// Runs `f` with this thread's memo.
-///
-/// # Panics
-///
-/// If `f` calls `with_thread_memo` again (the memo is borrowed while `f` runs).
-pub fn with_thread_memo<R>(f: impl FnOnce(&mut KeyMemo) -> R) -> R {
-    THREAD_MEMO.with(|m| f(&mut m.borrow_mut()))
+/// The hash key of `partition_key`, from this thread's memo.
+pub fn hash_key(partition_key: &str) -> HashKey {
+    THREAD_MEMO.with(|m| m.borrow_mut().hash_key(partition_key))
 }
 
 #[cfg(test)]
